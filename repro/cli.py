@@ -1,0 +1,488 @@
+"""The ``repro`` command.
+
+    repro list                      cards and their reproduction status
+    repro show <paper>              metadata, claims, last results
+    repro run <paper> [opts]        run one reproduction (also: ``repro <paper>``)
+    repro all [--preset quick]      every reproduction, each in its own process
+    repro check                     validate cards, collections, declarations, graph
+    repro graph stats|path|lineage|export
+    repro bench <paper>             speed / memory tables
+    repro new <arXiv id | title>    scaffold a card (and a reproduction with --repro)
+    repro schema                    the card's JSON Schema
+
+``list``, ``show``, ``check``, ``schema`` and ``graph`` never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COMMANDS = ("list", "show", "run", "all", "check", "graph", "bench", "new", "schema")
+
+
+def _console(stderr: bool = False):
+    import os
+
+    from rich.console import Console
+
+    # Wide tables stay readable in CI logs and pipes, where rich would assume 80 columns.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+def _err(msg: str) -> int:
+    print(f"repro: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _split_overrides(extra: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``--key=value`` or ``--key value`` pairs left over by argparse."""
+    out: dict[str, str] = {}
+    bad: list[str] = []
+    i = 0
+    while i < len(extra):
+        tok = extra[i]
+        if tok.startswith("--") and "=" in tok:
+            k, v = tok[2:].split("=", 1)
+            out[k] = v
+        elif tok.startswith("--") and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            out[tok[2:]] = extra[i + 1]
+            i += 1
+        else:
+            bad.append(tok)
+        i += 1
+    return out, bad
+
+
+def _kb(registered: bool = False):
+    from repro import cards
+
+    reg = None
+    if registered:
+        from repro.registry import all_reproductions
+
+        reg = list(all_reproductions())
+    return cards.load(registered=reg)
+
+
+def _arxiv_map(kb) -> dict[str, str]:
+    return {c.meta.arxiv: c.id for c in kb.cards.values() if c.meta.arxiv}
+
+
+def _resolve(name: str, kb=None):
+    from repro.registry import resolve
+
+    return resolve(name, _arxiv_map(kb) if kb else None)
+
+
+# --------------------------------------------------------------------------- list / show
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from repro.registry import all_reproductions
+    from repro.results import best_result, latest_results, verdict_counts
+
+    kb = _kb()
+    reps = all_reproductions()
+    by_paper = {p: r for r in reps.values() for p in r.papers}
+    rows = []
+    warnings: list[str] = []
+    for card in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id)):
+        rep = reps.get(card.meta.repro or "") or by_paper.get(card.id)
+        status = "-"
+        counts = None
+        if rep:
+            res, warns = latest_results(rep.id)
+            warnings += warns
+            best = best_result(res)
+            if best is None:
+                status = "not run"
+            else:
+                counts = verdict_counts(best)
+                status = best.get("status", "?") if best.get("status") != "ok" else best["preset"]
+        rows.append((card, rep, status, counts))
+    if args.json:
+        print(json.dumps([{
+            "id": c.id, "title": c.meta.title, "year": c.meta.year,
+            "reproduction": r.id if r else None, "status": s, "verdicts": n,
+        } for c, r, s, n in rows], indent=2))
+        return 0
+    table = Table(title=f"{len(rows)} cards, {len(reps)} reproductions", title_justify="left")
+    for col in ("card", "year", "title", "reproduction", "last run", "✔ / ✘ / –"):
+        table.add_column(col, overflow="fold")
+    for card, rep, status, counts in rows:
+        n = f"{counts['reproduced']} / {counts['not reproduced']} / {counts['not checked at this scale']}" if counts else ""
+        title = card.meta.title if len(card.meta.title) < 60 else card.meta.title[:57] + "..."
+        table.add_row(card.id, str(card.meta.year), title, rep.id if rep else "", status, n)
+    con = _console()
+    con.print(table)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if kb.errors:
+        print(f"{len(kb.errors)} card problems; run `repro check`", file=sys.stderr)
+    return 0
+
+
+def _claims_table(result: dict[str, Any] | None, rep, title: str):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("claim", "source", "paper says", "we measured", "rule", "verdict"):
+        table.add_column(col, overflow="fold")
+    rows = {c["id"]: c for c in (result or {}).get("claims", [])}
+    style = {"reproduced": "green", "not reproduced": "red"}
+    for claim in rep.claims:
+        row = rows.get(claim.id)
+        measured = "" if row is None else format_value(row.get("measured"), claim.unit)
+        verdict = "(not run)" if row is None else row["verdict"]
+        if row is not None and row.get("reason") and verdict != "reproduced":
+            verdict += f" — {row['reason']}"
+        table.add_row(f"{claim.id}: {claim.statement}", claim.source, claim.paper_value, measured,
+                      claim.rule.describe(), f"[{style.get(row['verdict'] if row else '', 'yellow')}]"
+                      f"{verdict}[/]")
+    return table
+
+
+def format_value(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        s = "yes" if v else "no"
+    elif isinstance(v, float):
+        s = f"{v:.4g}"
+    elif isinstance(v, list):
+        s = ", ".join(format_value(x) for x in v[:8]) + (" …" if len(v) > 8 else "")
+    else:
+        s = str(v)
+    return f"{s} {unit}".strip()
+
+
+def cmd_show(args) -> int:
+    from rich.panel import Panel
+
+    from repro.registry import UnknownReproduction
+    from repro.results import latest_results
+
+    kb = _kb()
+    card = kb.cards.get(args.paper)
+    rep = None
+    try:
+        rep = _resolve(args.paper, kb)
+    except UnknownReproduction as e:
+        if card is None:
+            import difflib
+
+            close = difflib.get_close_matches(args.paper, list(kb.cards), n=3)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            return _err(f"no card or reproduction called {args.paper!r}{hint}")
+        if args.json:
+            print(json.dumps({"card": card.meta.model_dump(), "reproduction": None}, indent=2))
+            return 0
+        del e
+    if card is None and rep is not None:
+        card = kb.cards.get(rep.papers[0])
+    results: dict[str, dict] = {}
+    if rep:
+        results, warns = latest_results(rep.id)
+        for w in warns:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"card": card.meta.model_dump() if card else None,
+                          "reproduction": rep.id if rep else None, "results": results}, indent=2))
+        return 0
+    con = _console()
+    if card:
+        m = card.meta
+        lines = [f"[bold]{m.title}[/]", ", ".join(m.authors), f"{m.year}" + (f" · {m.venue}" if m.venue else "")]
+        if m.arxiv:
+            lines.append(f"arXiv:{m.arxiv}  https://arxiv.org/abs/{m.arxiv}")
+        lines.append("tags: " + ", ".join(m.tags))
+        if m.cites:
+            lines.append("cites: " + ", ".join(m.cites))
+        cols = kb.collections_of(card.id)
+        if cols:
+            lines.append("in: " + ", ".join(cols))
+        con.print(Panel("\n".join(lines), title=card.id, title_align="left"))
+    if rep is None:
+        con.print("No reproduction checks this paper yet.")
+        return 0
+    if not results:
+        con.print(f"Reproduction [bold]{rep.id}[/] has not been run here: `repro run {rep.id}`")
+        con.print(_claims_table(None, rep, "claims"))
+        return 0
+    for preset, res in sorted(results.items()):
+        meta = (f"preset {preset} · {res.get('status')} · {res.get('device_name') or res.get('device')}"
+                f" · {res.get('started')} · commit {(res.get('commit') or '?')[:10]}"
+                f" · {res.get('duration_s')} s")
+        con.print(_claims_table(res, rep, meta))
+        for f in res.get("figures", []):
+            con.print(f"  figure: results/{rep.id}/{f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- run / all / bench
+def cmd_run(args, extra: list[str]) -> int:
+    from repro.config import ConfigError, describe_fields
+    from repro.registry import UnknownReproduction
+
+    overrides, bad = _split_overrides(extra)
+    if bad:
+        return _err(f"unexpected argument(s) {' '.join(bad)}; overrides look like --key=value")
+    try:
+        kb = _kb()
+        rep = _resolve(args.paper, kb)
+    except UnknownReproduction as e:
+        return _err(str(e))
+    try:
+        cfg = rep.make_config(args.preset, overrides)
+    except (ConfigError, ValueError) as e:
+        return _err(f"{rep.id}: {e}")
+    if args.dry_run:
+        import dataclasses
+
+        print(f"{rep.id} ({args.preset}) would run with:")
+        for name, tp, _default in describe_fields(rep.config):
+            print(f"  --{name}={getattr(cfg, name)!r}  ({tp})")
+        del dataclasses
+        return 0
+    from repro.runner import exit_code_for, run_one
+
+    if not args.quiet:
+        print(f"running {rep.id} --preset {args.preset} (seed {args.seed}) ...", file=sys.stderr)
+    try:
+        result = run_one(rep, preset=args.preset, overrides=overrides, device=args.device,
+                         seed=args.seed, show_progress=not args.no_progress)
+    except ConfigError as e:
+        return _err(f"{rep.id}: {e}")
+    con = _console()
+    status = result["status"]
+    title = (f"{rep.title} — preset {args.preset} on {result['device_name']}, "
+             f"{result['duration_s']} s")
+    con.print(_claims_table(result, rep, title))
+    if status != "ok":
+        con.print(f"[red]run {status}[/]: {(result.get('error') or '').strip()}")
+    for f in result.get("figures", []):
+        con.print(f"figure: results/{rep.id}/{f}")
+    from repro.results import result_path
+
+    con.print(f"results: {result_path(rep.id, args.preset)}")
+    return exit_code_for(status)
+
+
+def cmd_all(args) -> int:
+    from rich.table import Table
+
+    from repro.paths import project_root
+    from repro.registry import UnknownReproduction, all_reproductions
+    from repro.runner import run_all
+
+    reps = list(all_reproductions().values())
+    if args.only:
+        try:
+            reps = [_resolve(n) for n in args.only.split(",")]
+        except UnknownReproduction as e:
+            return _err(str(e))
+    if args.exclude:
+        skip = set(args.exclude.split(","))
+        reps = [r for r in reps if r.id not in skip]
+    # Longest first, so that two workers finish together.
+    reps.sort(key=lambda r: -r.timeout_s)
+    done = [0]
+
+    def on_done(o):
+        done[0] += 1
+        mark = "ok" if o.status == "ok" else o.status.upper()
+        print(f"[{done[0]}/{len(reps)}] {o.id}: {mark} in {o.duration_s:.1f} s"
+              + (f" — {o.message}" if o.message else ""), file=sys.stderr, flush=True)
+
+    outcomes = run_all(reps, preset=args.preset, timeout=args.timeout, jobs=args.jobs,
+                       device=args.device, seed=args.seed, root=project_root(), on_done=on_done)
+    table = Table(title=f"repro all --preset {args.preset}", title_justify="left")
+    for col in ("reproduction", "status", "seconds", "reproduced", "not reproduced", "not checked", "message"):
+        table.add_column(col, overflow="fold")
+    for o in sorted(outcomes, key=lambda o: o.id):
+        c = o.counts or {}
+        table.add_row(o.id, o.status, f"{o.duration_s:.1f}", str(c.get("reproduced", 0)),
+                      str(c.get("not reproduced", 0)), str(c.get("not checked at this scale", 0)),
+                      o.message[:120])
+    _console().print(table)
+    failed = [o for o in outcomes if o.status != "ok"]
+    tot = {k: sum((o.counts or {}).get(k, 0) for o in outcomes)
+           for k in ("reproduced", "not reproduced", "not checked at this scale")}
+    print(f"{len(outcomes)} reproductions: {len(outcomes) - len(failed)} ran, {len(failed)} failed"
+          f" ({', '.join(f'{o.id}: {o.status}' for o in failed) or 'none'}); claims: "
+          f"{tot['reproduced']} reproduced, {tot['not reproduced']} not reproduced, "
+          f"{tot['not checked at this scale']} not checked")
+    return 1 if failed else 0
+
+
+def cmd_bench(args, extra: list[str]) -> int:
+    import importlib
+
+    from repro.config import ConfigError
+    from repro.registry import UnknownReproduction
+
+    overrides, bad = _split_overrides(extra)
+    if bad:
+        return _err(f"unexpected argument(s) {' '.join(bad)}")
+    try:
+        rep = _resolve(args.paper, _kb())
+    except UnknownReproduction as e:
+        return _err(str(e))
+    if not rep.bench:
+        with_bench = sorted(r.id for r in __import__("repro.registry").registry.all_reproductions().values() if r.bench)
+        return _err(f"{rep.id} has no benchmark; these do: {', '.join(with_bench) or 'none'}")
+    mod_name, fn_name = rep.bench.split(":")
+    fn = getattr(importlib.import_module(f"{rep.module}.{mod_name}"), fn_name)
+    try:
+        return int(fn(overrides=overrides, device=args.device) or 0)
+    except ConfigError as e:
+        return _err(f"{rep.id} bench: {e}")
+
+
+# --------------------------------------------------------------------------- check / schema
+def cmd_check(args) -> int:
+    import time
+
+    t0 = time.perf_counter()
+    from repro.registry import discover
+
+    reps, rep_problems = discover()
+    kb = _kb(registered=True)
+    problems = [str(p) for p in kb.errors] + list(rep_problems)
+    warnings = [str(p) for p in kb.warnings]
+    # Each reproduction's papers must be cards that point back to it.
+    for rep in reps.values():
+        for pid in rep.papers:
+            card = kb.cards.get(pid)
+            if card is None and kb.cards:
+                problems.append(f"{rep.module.replace('.', '/')}/__init__.py: REPRO.papers: "
+                                f"{pid!r} is no card id")
+    try:
+        from repro.graph import checks as graph_checks
+
+        g_errors, g_warnings = graph_checks.run_checks(kb)
+        problems += g_errors
+        warnings += g_warnings
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        problems.append("internal: `repro check` imported torch; a reproduction's __init__.py "
+                        "imports its measuring code at import time")
+    for line in warnings:
+        print(line)
+    for line in problems:
+        print(line)
+    dt = time.perf_counter() - t0
+    if problems:
+        print(f"{len(problems)} problem(s) in {len(kb.cards)} cards, {len(kb.collections)} "
+              f"collections, {len(reps)} reproductions", file=sys.stderr)
+        return 1
+    print(f"ok: {len(kb.cards)} cards, {len(kb.collections)} collections, {len(reps)} "
+          f"reproductions, {len(warnings)} warning(s) ({dt:.2f} s)")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from repro.cards import card_json_schema
+
+    text = json.dumps(card_json_schema(), indent=2) + "\n"
+    if args.output:
+        from repro.results import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="repro", description="Paper cards whose claims are re-measured by code.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("list", help="cards and reproduction status (fast, no torch)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("show", help="a card, its claims and its last results")
+    s.add_argument("paper")
+    s.add_argument("--json", action="store_true")
+
+    def run_opts(s):
+        s.add_argument("--preset", default="quick", help="quick (CI, minutes on a CPU) or full")
+        s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+        s.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("run", help="run one reproduction; extra --key=value set config fields")
+    s.add_argument("paper", help="card id, reproduction id, arXiv id or unique prefix")
+    run_opts(s)
+    s.add_argument("--dry-run", action="store_true", help="print the config and stop")
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("all", help="run every reproduction, each in its own process")
+    s.add_argument("--preset", default="quick")
+    s.add_argument("--timeout", type=float, default=None, help="seconds per reproduction")
+    s.add_argument("-j", "--jobs", type=int, default=2)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--only", help="comma-separated reproduction ids")
+    s.add_argument("--exclude", help="comma-separated reproduction ids")
+
+    sub.add_parser("check", help="validate cards, collections, reproductions and the graph")
+
+    s = sub.add_parser("schema", help="print the card's JSON Schema")
+    s.add_argument("-o", "--output")
+
+    s = sub.add_parser("bench", help="speed/memory benchmark of a reproduction")
+    s.add_argument("paper")
+    s.add_argument("--device", default="auto")
+
+    s = sub.add_parser("graph", help="the citation graph: stats, path, lineage, export",
+                       add_help=False)
+    s.add_argument("graph_args", nargs=argparse.REMAINDER)
+
+    s = sub.add_parser("new", help="scaffold a card from an arXiv id or title", add_help=False)
+    s.add_argument("new_args", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `repro <paper> ...` is short for `repro run <paper> ...`
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        argv = ["run", *argv]
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command in ("run", "bench"):
+            return (cmd_run if args.command == "run" else cmd_bench)(args, extra)
+        if extra:
+            return _err(f"unexpected argument(s): {' '.join(extra)}")
+        if args.command == "graph":
+            from repro.graph.cli import main as graph_main
+
+            return graph_main(args.graph_args)
+        if args.command == "new":
+            from repro.scaffold import main as new_main
+
+            return new_main(args.new_args)
+        return {"list": cmd_list, "show": cmd_show, "all": cmd_all, "check": cmd_check,
+                "schema": cmd_schema}[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The citation graph built from the cards (networkx). See build.py, checks.py, draw.py."""

@@ -1,0 +1,277 @@
+"""Run reproductions: one in this process (``repro run``), or all, each in its own subprocess.
+
+A run turns the entry point's measured values into a results file with a verdict per claim.
+Failures are results too: a crash, a timeout, or NaN among the metrics is written down with
+whatever was measured before it, and ``repro all`` carries on with the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from repro.claims import NOT_CHECKED, Reproduction
+from repro.paths import results_dir
+from repro.results import jsonable, read_result, result_path, write_result
+
+EXIT_OK, EXIT_CRASH, EXIT_NAN, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+class _Terminated(BaseException):
+    """Raised in the child when ``repro all`` asks it to stop (timeout)."""
+
+
+def git_commit(root: Path) -> tuple[str | None, bool]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=root, capture_output=True, text=True,
+                                    timeout=5).stdout.strip())
+        return sha, dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "triton", "numpy", "tokenizers", "transformers"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            out[name] = getattr(mod, "__version__", "?")
+    return out
+
+
+def _nonfinite(metrics: Mapping[str, Any]) -> list[str]:
+    bad = []
+
+    def walk(key: str, v: Any) -> None:
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(key)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(f"{key}.{k}", x)
+        elif isinstance(v, list | tuple):
+            for i, x in enumerate(v):
+                walk(f"{key}[{i}]", x)
+
+    for k, v in metrics.items():
+        walk(k, v)
+    return bad
+
+
+def evaluate(rep: Reproduction, metrics: Mapping[str, Any], skipped: Mapping[str, str],
+             device: str, status: str) -> list[dict[str, Any]]:
+    claims = []
+    for claim in rep.claims:
+        if claim.gpu_only and not device.startswith("cuda") and claim.id not in skipped:
+            skipped = {**skipped, claim.id: "needs a GPU; this run was on the CPU"}
+        row = claim.evaluate(metrics, skipped)
+        if status != "ok" and row["verdict"] != NOT_CHECKED:
+            # Values measured before a failure are kept, but a failed run decides nothing.
+            row["verdict"] = NOT_CHECKED
+            row["reason"] = f"run {status}; value measured before the failure"
+        claims.append(row)
+    return claims
+
+
+def run_one(rep: Reproduction, *, preset: str = "quick", overrides: Mapping[str, str] | None = None,
+            device: str = "auto", seed: int = 0, root: Path | None = None,
+            show_progress: bool = True) -> dict[str, Any]:
+    """Run in this process; always writes a results file; returns the result dict.
+
+    Raises ConfigError (bad preset/override) before anything runs.
+    """
+    from repro.context import RunContext
+    from repro.paths import project_root
+
+    cfg = rep.make_config(preset, overrides)
+    root = root or project_root()
+    base = results_dir(root)
+    out_dir = base / rep.id / preset  # figures; the JSON is results/<id>/<preset>.json
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    status, error = "ok", None
+    ctx = RunContext(out_dir=out_dir, seed=seed, preset=preset, show_progress=show_progress)
+
+    def on_term(signum, frame):  # noqa: ARG001
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        from repro.common import pick_device, seed_everything
+
+        ctx.device = pick_device(device)
+        seed_everything(seed)
+        mod_name, fn_name = rep.entry.split(":")
+        fn = getattr(importlib.import_module(f"{rep.module}.{mod_name}"), fn_name)
+        returned = fn(cfg, ctx)
+        if returned:
+            ctx.metrics.update(returned)
+        bad = _nonfinite(ctx.metrics)
+        if bad:
+            status, error = "nan", f"non-finite values in metrics: {', '.join(bad[:5])}"
+    except _Terminated:
+        status, error = "timeout", "stopped by the runner's timeout; metrics are what was finished"
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted (Ctrl-C); metrics are what was finished"
+    except Exception as e:  # noqa: BLE001 - recorded in the results file
+        status = "crashed"
+        error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=8))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+    from repro.common import device_name
+
+    try:
+        dev_name = device_name(ctx.device)
+    except Exception:  # noqa: BLE001
+        dev_name = ctx.device
+    commit, dirty = git_commit(root)
+    claims = evaluate(rep, ctx.metrics, ctx.skipped, ctx.device, status)
+    result = {
+        "schema": 1,
+        "reproduction": rep.id,
+        "papers": list(rep.papers),
+        "title": rep.title,
+        "preset": preset,
+        "status": status,
+        "error": error,
+        "config": dataclasses.asdict(cfg),
+        "overrides": dict(overrides or {}),
+        "seed": seed,
+        "device": ctx.device,
+        "device_name": dev_name,
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - t0, 2),
+        "commit": commit,
+        "dirty": dirty,
+        "versions": library_versions(),
+        "metrics": ctx.metrics,
+        "claims": claims,
+        "figures": ctx.figures,
+        "notes": ctx.notes,
+    }
+    result = jsonable(result)
+    write_result(result, base)
+    return result
+
+
+def exit_code_for(status: str) -> int:
+    return {"ok": EXIT_OK, "nan": EXIT_NAN, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_CRASH)
+
+
+# --------------------------------------------------------------------------- repro all
+@dataclasses.dataclass
+class Outcome:
+    id: str
+    status: str
+    duration_s: float
+    message: str = ""
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _run_child(rep: Reproduction, preset: str, timeout: float, device: str, seed: int,
+               root: Path, log_dir: Path) -> Outcome:
+    cmd = [sys.executable, "-m", "repro", "run", rep.id, "--preset", preset,
+           "--device", device, "--seed", str(seed), "--no-progress", "--quiet"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{rep.id}.{preset}.log"
+    path = result_path(rep.id, preset, results_dir(root))
+    before = path.stat().st_mtime_ns if path.exists() else None
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REPRO_ROOT": str(root)}
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
+                                start_new_session=True)
+        timed_out = False
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGTERM)  # the child writes what it has, then exits
+            try:
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                code = proc.wait()
+    dur = time.perf_counter() - t0
+    tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+    data, _warn = read_result(path)
+    fresh = data is not None and path.stat().st_mtime_ns != before
+    if timed_out:
+        status = "timeout"
+        if not (fresh and data.get("status") == "timeout"):
+            _write_failure(rep, preset, "timeout", f"killed after {timeout:.0f} s", root, dur)
+        msg = f"no result within {timeout:.0f} s (log: {log_path})"
+    elif not fresh:
+        status = "crashed"
+        _write_failure(rep, preset, "crashed", "\n".join(tail), root, dur)
+        msg = f"exit code {code}, no results file written; log: {log_path}"
+    else:
+        status = data.get("status", "crashed")
+        err = (data.get("error") or "").strip().splitlines()
+        msg = err[0] if err and status != "ok" else ""
+    from repro.results import verdict_counts
+
+    final, _ = read_result(path)
+    return Outcome(rep.id, status, dur, msg, verdict_counts(final))
+
+
+def _write_failure(rep: Reproduction, preset: str, status: str, error: str, root: Path,
+                   duration: float) -> None:
+    """A results file for a child that died before it could write its own."""
+    commit, dirty = git_commit(root)
+    claims = evaluate(rep, {}, {c.id: f"run {status}" for c in rep.claims}, "cpu", status)
+    write_result({
+        "schema": 1, "reproduction": rep.id, "papers": list(rep.papers), "title": rep.title,
+        "preset": preset, "status": status, "error": error, "config": None, "overrides": {},
+        "seed": None, "device": None, "device_name": None,
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(duration, 2), "commit": commit, "dirty": dirty,
+        "versions": library_versions(), "metrics": {}, "claims": claims, "figures": [], "notes": [],
+    }, results_dir(root))
+
+
+def run_all(reps: list[Reproduction], *, preset: str = "quick", timeout: float | None = None,
+            jobs: int = 2, device: str = "cpu", seed: int = 0, root: Path,
+            on_done=None) -> list[Outcome]:
+    """Each reproduction in its own subprocess, ``jobs`` at a time. Never raises for one failure."""
+    log_dir = results_dir(root) / "_logs"
+
+    def one(rep: Reproduction) -> Outcome:
+        limit = timeout if timeout is not None else rep.timeout_s
+        try:
+            out = _run_child(rep, preset, limit, device, seed, root, log_dir)
+        except Exception as e:  # noqa: BLE001 - the runner itself must go on
+            out = Outcome(rep.id, "crashed", 0.0, f"runner error: {type(e).__name__}: {e}")
+        if on_done:
+            on_done(out)
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        outcomes = list(pool.map(one, reps))
+    summary = {
+        "preset": preset,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(root)[0],
+        "outcomes": [dataclasses.asdict(o) for o in outcomes],
+    }
+    from repro.results import atomic_write_text
+
+    atomic_write_text(results_dir(root) / f"_all-{preset}.json", json.dumps(summary, indent=2) + "\n")
+    return outcomes
