@@ -186,7 +186,7 @@ class Outcome:
 
 
 def _run_child(rep: Reproduction, preset: str, timeout: float, device: str, seed: int,
-               root: Path, log_dir: Path) -> Outcome:
+               root: Path, log_dir: Path, threads: int = 1) -> Outcome:
     cmd = [sys.executable, "-m", "repro", "run", rep.id, "--preset", preset,
            "--device", device, "--seed", str(seed), "--no-progress", "--quiet"]
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +195,8 @@ def _run_child(rep: Reproduction, preset: str, timeout: float, device: str, seed
     before = path.stat().st_mtime_ns if path.exists() else None
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REPRO_ROOT": str(root)}
+    # Parallel children share the cores: give each its slice so they do not oversubscribe.
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
                                 start_new_session=True)
@@ -256,7 +258,8 @@ def run_all(reps: list[Reproduction], *, preset: str = "quick", timeout: float |
     def one(rep: Reproduction) -> Outcome:
         limit = timeout if timeout is not None else rep.timeout_s
         try:
-            out = _run_child(rep, preset, limit, device, seed, root, log_dir)
+            out = _run_child(rep, preset, limit, device, seed, root, log_dir,
+                             threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
         except Exception as e:  # noqa: BLE001 - the runner itself must go on
             out = Outcome(rep.id, "crashed", 0.0, f"runner error: {type(e).__name__}: {e}")
         if on_done:
