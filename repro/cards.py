@@ -240,8 +240,9 @@ def _yaml_error(e: yaml.YAMLError, offset: int) -> tuple[int, str]:
     return line, msg
 
 
-def _pydantic_problems(err: ValidationError, path: str, lines: dict[str, int],
-                       valid_fields: list[str]) -> list[Problem]:
+def _pydantic_problems(
+    err: ValidationError, path: str, lines: dict[str, int], valid_fields: list[str]
+) -> list[Problem]:
     out = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
@@ -268,10 +269,16 @@ def _pydantic_problems(err: ValidationError, path: str, lines: dict[str, int],
 def _unsafe_html(body: str, first_line: int, path: str) -> list[Problem]:
     """Raw HTML that could run script in a reader's browser."""
     checks = [
-        (re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|base|meta|link|form)\b", re.I),
-         "raw <{0}> is not allowed in notes; write Markdown (links, images, code blocks)"),
-        (re.compile(r"<[^>]*\son[a-z]+\s*=", re.I),
-         "an HTML event handler (on...=) is not allowed in notes"),
+        (
+            re.compile(
+                r"<\s*(script|iframe|object|embed|frame|frameset|base|meta|link|form)\b", re.I
+            ),
+            "raw <{0}> is not allowed in notes; write Markdown (links, images, code blocks)",
+        ),
+        (
+            re.compile(r"<[^>]*\son[a-z]+\s*=", re.I),
+            "an HTML event handler (on...=) is not allowed in notes",
+        ),
         (re.compile(r"javascript\s*:", re.I), "a javascript: URL is not allowed in notes"),
         (re.compile(r"data\s*:\s*text/html", re.I), "a data:text/html URL is not allowed in notes"),
         (re.compile(r"vbscript\s*:", re.I), "a vbscript: URL is not allowed in notes"),
@@ -291,8 +298,15 @@ def _read(path: Path, root: Path) -> tuple[str | None, list[Problem]]:
     try:
         size = path.stat().st_size
         if size > MAX_CARD_BYTES:
-            return None, [Problem(rel, 0, "", f"file is {size} bytes; the limit is "
-                                  f"{MAX_CARD_BYTES} bytes: keep notes short and link out")]
+            return None, [
+                Problem(
+                    rel,
+                    0,
+                    "",
+                    f"file is {size} bytes; the limit is "
+                    f"{MAX_CARD_BYTES} bytes: keep notes short and link out",
+                )
+            ]
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -309,7 +323,9 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def parse_front(text: str, rel: str) -> tuple[dict[str, Any] | None, str, int, dict[str, int], list[Problem]]:
+def parse_front(
+    text: str, rel: str
+) -> tuple[dict[str, Any] | None, str, int, dict[str, int], list[Problem]]:
     """Front matter as a dict, body, body line, key lines, problems. Never raises."""
     split = split_front_matter(text)
     if isinstance(split, str):
@@ -325,14 +341,26 @@ def parse_front(text: str, rel: str) -> tuple[dict[str, Any] | None, str, int, d
         return None, body, body_line, {}, [Problem(rel, 1, "", f"YAML error: {e}")]
     if not isinstance(data, dict):
         got = "nothing" if data is None else type(data).__name__
-        return None, body, body_line, {}, [
-            Problem(rel, 2, "", f"front matter must be a mapping of fields (key: value), got {got}")
-        ]
+        return (
+            None,
+            body,
+            body_line,
+            {},
+            [
+                Problem(
+                    rel, 2, "", f"front matter must be a mapping of fields (key: value), got {got}"
+                )
+            ],
+        )
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
-        return None, body, body_line, {}, [
-            Problem(rel, 2, "", f"field names must be text, got {bad_keys[0]!r}")
-        ]
+        return (
+            None,
+            body,
+            body_line,
+            {},
+            [Problem(rel, 2, "", f"field names must be text, got {bad_keys[0]!r}")],
+        )
     return data, body, body_line, _key_lines(ytext, offset), []
 
 
@@ -351,13 +379,25 @@ def load_card_file(path: Path, root: Path) -> tuple[Card | None, list[Problem]]:
         return None, _pydantic_problems(e, rel, lines, list(CardMeta.model_fields))
     problems = []
     if meta.id != path.stem:
-        problems.append(Problem(rel, lines.get("id", 0), "id",
-                                f"{meta.id!r} differs from the file name; rename the file to "
-                                f"{meta.id}.md or set id: {path.stem}"))
+        problems.append(
+            Problem(
+                rel,
+                lines.get("id", 0),
+                "id",
+                f"{meta.id!r} differs from the file name; rename the file to "
+                f"{meta.id}.md or set id: {path.stem}",
+            )
+        )
     if meta.arxiv is None and meta.url is None:
-        problems.append(Problem(rel, 0, "arxiv",
-                                "a card needs `arxiv:` (the paper's arXiv id) or `url:` where "
-                                "the paper is not on arXiv"))
+        problems.append(
+            Problem(
+                rel,
+                0,
+                "arxiv",
+                "a card needs `arxiv:` (the paper's arXiv id) or `url:` where "
+                "the paper is not on arXiv",
+            )
+        )
     problems += _unsafe_html(body, body_line, rel)
     return Card(meta, path, body, body_line, lines), problems
 
@@ -376,11 +416,23 @@ def load_collection_file(path: Path, root: Path) -> tuple[Collection | None, lis
         return None, _pydantic_problems(e, rel, lines, list(CollectionMeta.model_fields))
     problems = _unsafe_html(body, body_line, rel)
     if meta.id != path.stem:
-        problems.append(Problem(rel, lines.get("id", 0), "id",
-                                f"{meta.id!r} differs from the file name {path.stem!r}"))
+        problems.append(
+            Problem(
+                rel,
+                lines.get("id", 0),
+                "id",
+                f"{meta.id!r} differs from the file name {path.stem!r}",
+            )
+        )
     if not meta.all_members():
-        problems.append(Problem(rel, 0, "members", "a collection lists at least one card id "
-                                "in `members:` or `sections:`"))
+        problems.append(
+            Problem(
+                rel,
+                0,
+                "members",
+                "a collection lists at least one card id in `members:` or `sections:`",
+            )
+        )
     return Collection(meta, path, body, lines), problems
 
 
@@ -416,8 +468,14 @@ def load(root: Path | None = None, *, registered: Iterable[str] | None = None) -
             continue
         rel = _rel(path, root)
         if card.id in cards:
-            problems.append(Problem(rel, card.lines.get("id", 0), "id",
-                                    f"duplicate id {card.id!r}, also used by {first_seen[card.id]}"))
+            problems.append(
+                Problem(
+                    rel,
+                    card.lines.get("id", 0),
+                    "id",
+                    f"duplicate id {card.id!r}, also used by {first_seen[card.id]}",
+                )
+            )
             continue
         cards[card.id] = card
         first_seen[card.id] = rel
@@ -426,28 +484,46 @@ def load(root: Path | None = None, *, registered: Iterable[str] | None = None) -
         rel = _rel(card.path, root)
         for i, tag in enumerate(card.meta.tags):
             if tag not in tags:
-                problems.append(Problem(rel, card.lines.get(f"tags[{i}]", card.lines.get("tags", 0)),
-                                        "tags", f"{tag!r} is not in notes/tags.yml"
-                                        f"{did_you_mean(tag, tags)}"))
+                problems.append(
+                    Problem(
+                        rel,
+                        card.lines.get(f"tags[{i}]", card.lines.get("tags", 0)),
+                        "tags",
+                        f"{tag!r} is not in notes/tags.yml{did_you_mean(tag, tags)}",
+                    )
+                )
         for i, cid in enumerate(card.meta.cites):
             line = card.lines.get(f"cites[{i}]", card.lines.get("cites", 0))
             if cid == card.id:
                 problems.append(Problem(rel, line, "cites", "a card cannot cite itself"))
             elif cid not in cards:
-                problems.append(Problem(rel, line, "cites",
-                                        f"{cid!r} is no card id{did_you_mean(cid, cards)}"))
+                problems.append(
+                    Problem(rel, line, "cites", f"{cid!r} is no card id{did_you_mean(cid, cards)}")
+                )
             elif cards[cid].meta.year > card.meta.year:
-                problems.append(Problem(rel, line, "cites",
-                                        f"{cid!r} is from {cards[cid].meta.year}, later than this "
-                                        f"paper ({card.meta.year}); a paper cannot cite a later one"))
+                problems.append(
+                    Problem(
+                        rel,
+                        line,
+                        "cites",
+                        f"{cid!r} is from {cards[cid].meta.year}, later than this "
+                        f"paper ({card.meta.year}); a paper cannot cite a later one",
+                    )
+                )
         if len(set(card.meta.cites)) != len(card.meta.cites):
             problems.append(Problem(rel, card.lines.get("cites", 0), "cites", "lists an id twice"))
         if registered is not None and card.meta.repro is not None:
             reg = list(registered)
             if card.meta.repro not in reg:
-                problems.append(Problem(rel, card.lines.get("repro", 0), "repro",
-                                        f"{card.meta.repro!r} is no registered reproduction"
-                                        f"{did_you_mean(card.meta.repro, reg)}"))
+                problems.append(
+                    Problem(
+                        rel,
+                        card.lines.get("repro", 0),
+                        "repro",
+                        f"{card.meta.repro!r} is no registered reproduction"
+                        f"{did_you_mean(card.meta.repro, reg)}",
+                    )
+                )
 
     collections: dict[str, Collection] = {}
     for path in sorted((notes / "collections").rglob("*.md")):
@@ -457,15 +533,17 @@ def load(root: Path | None = None, *, registered: Iterable[str] | None = None) -
             continue
         rel = _rel(path, root)
         if col.id in collections:
-            problems.append(Problem(rel, col.lines.get("id", 0), "id",
-                                    f"duplicate collection id {col.id!r}"))
+            problems.append(
+                Problem(rel, col.lines.get("id", 0), "id", f"duplicate collection id {col.id!r}")
+            )
             continue
         collections[col.id] = col
         seen: set[str] = set()
         for mid in col.meta.all_members():
             if mid not in cards:
-                problems.append(Problem(rel, 0, "members",
-                                        f"{mid!r} is no card id{did_you_mean(mid, cards)}"))
+                problems.append(
+                    Problem(rel, 0, "members", f"{mid!r} is no card id{did_you_mean(mid, cards)}")
+                )
             if mid in seen:
                 problems.append(Problem(rel, 0, "members", f"{mid!r} is listed twice"))
             seen.add(mid)

@@ -228,6 +228,6 @@ class Reproduction:
 
         if preset not in self.presets:
             raise ValueError(
-                f"unknown preset {preset!r} for {self.id}; choose one of {sorted(self.presets)}"
+                f"unknown preset {preset!r}; choose one of {', '.join(sorted(self.presets))}"
             )
         return build_config(self.config, dict(self.presets[preset]), overrides or {})

@@ -106,16 +106,32 @@ def cmd_list(args) -> int:
                 status = best.get("status", "?") if best.get("status") != "ok" else best["preset"]
         rows.append((card, rep, status, counts))
     if args.json:
-        print(json.dumps([{
-            "id": c.id, "title": c.meta.title, "year": c.meta.year,
-            "reproduction": r.id if r else None, "status": s, "verdicts": n,
-        } for c, r, s, n in rows], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": c.id,
+                        "title": c.meta.title,
+                        "year": c.meta.year,
+                        "reproduction": r.id if r else None,
+                        "status": s,
+                        "verdicts": n,
+                    }
+                    for c, r, s, n in rows
+                ],
+                indent=2,
+            )
+        )
         return 0
     table = Table(title=f"{len(rows)} cards, {len(reps)} reproductions", title_justify="left")
     for col in ("card", "year", "title", "reproduction", "last run", "✔ / ✘ / –"):
         table.add_column(col, overflow="fold")
     for card, rep, status, counts in rows:
-        n = f"{counts['reproduced']} / {counts['not reproduced']} / {counts['not checked at this scale']}" if counts else ""
+        n = (
+            f"{counts['reproduced']} / {counts['not reproduced']} / {counts['not checked at this scale']}"
+            if counts
+            else ""
+        )
         title = card.meta.title if len(card.meta.title) < 60 else card.meta.title[:57] + "..."
         table.add_row(card.id, str(card.meta.year), title, rep.id if rep else "", status, n)
     con = _console()
@@ -141,9 +157,14 @@ def _claims_table(result: dict[str, Any] | None, rep, title: str):
         verdict = "(not run)" if row is None else row["verdict"]
         if row is not None and row.get("reason") and verdict != "reproduced":
             verdict += f" — {row['reason']}"
-        table.add_row(f"{claim.id}: {claim.statement}", claim.source, claim.paper_value, measured,
-                      claim.rule.describe(), f"[{style.get(row['verdict'] if row else '', 'yellow')}]"
-                      f"{verdict}[/]")
+        table.add_row(
+            f"{claim.id}: {claim.statement}",
+            claim.source,
+            claim.paper_value,
+            measured,
+            claim.rule.describe(),
+            f"[{style.get(row['verdict'] if row else '', 'yellow')}]{verdict}[/]",
+        )
     return table
 
 
@@ -191,13 +212,25 @@ def cmd_show(args) -> int:
         for w in warns:
             print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"card": card.meta.model_dump() if card else None,
-                          "reproduction": rep.id if rep else None, "results": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "card": card.meta.model_dump() if card else None,
+                    "reproduction": rep.id if rep else None,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
         return 0
     con = _console()
     if card:
         m = card.meta
-        lines = [f"[bold]{m.title}[/]", ", ".join(m.authors), f"{m.year}" + (f" · {m.venue}" if m.venue else "")]
+        lines = [
+            f"[bold]{m.title}[/]",
+            ", ".join(m.authors),
+            f"{m.year}" + (f" · {m.venue}" if m.venue else ""),
+        ]
         if m.arxiv:
             lines.append(f"arXiv:{m.arxiv}  https://arxiv.org/abs/{m.arxiv}")
         lines.append("tags: " + ", ".join(m.tags))
@@ -215,9 +248,11 @@ def cmd_show(args) -> int:
         con.print(_claims_table(None, rep, "claims"))
         return 0
     for preset, res in sorted(results.items()):
-        meta = (f"preset {preset} · {res.get('status')} · {res.get('device_name') or res.get('device')}"
-                f" · {res.get('started')} · commit {(res.get('commit') or '?')[:10]}"
-                f" · {res.get('duration_s')} s")
+        meta = (
+            f"preset {preset} · {res.get('status')} · {res.get('device_name') or res.get('device')}"
+            f" · {res.get('started')} · commit {(res.get('commit') or '?')[:10]}"
+            f" · {res.get('duration_s')} s"
+        )
         con.print(_claims_table(res, rep, meta))
         for f in res.get("figures", []):
             con.print(f"  figure: results/{rep.id}/{f}")
@@ -254,14 +289,21 @@ def cmd_run(args, extra: list[str]) -> int:
     if not args.quiet:
         print(f"running {rep.id} --preset {args.preset} (seed {args.seed}) ...", file=sys.stderr)
     try:
-        result = run_one(rep, preset=args.preset, overrides=overrides, device=args.device,
-                         seed=args.seed, show_progress=not args.no_progress)
+        result = run_one(
+            rep,
+            preset=args.preset,
+            overrides=overrides,
+            device=args.device,
+            seed=args.seed,
+            show_progress=not args.no_progress,
+        )
     except ConfigError as e:
         return _err(f"{rep.id}: {e}")
     con = _console()
     status = result["status"]
-    title = (f"{rep.title} — preset {args.preset} on {result['device_name']}, "
-             f"{result['duration_s']} s")
+    title = (
+        f"{rep.title} — preset {args.preset} on {result['device_name']}, {result['duration_s']} s"
+    )
     con.print(_claims_table(result, rep, title))
     if status != "ok":
         con.print(f"[red]run {status}[/]: {(result.get('error') or '').strip()}")
@@ -296,27 +338,57 @@ def cmd_all(args) -> int:
     def on_done(o):
         done[0] += 1
         mark = "ok" if o.status == "ok" else o.status.upper()
-        print(f"[{done[0]}/{len(reps)}] {o.id}: {mark} in {o.duration_s:.1f} s"
-              + (f" — {o.message}" if o.message else ""), file=sys.stderr, flush=True)
+        print(
+            f"[{done[0]}/{len(reps)}] {o.id}: {mark} in {o.duration_s:.1f} s"
+            + (f" — {o.message}" if o.message else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
-    outcomes = run_all(reps, preset=args.preset, timeout=args.timeout, jobs=args.jobs,
-                       device=args.device, seed=args.seed, root=project_root(), on_done=on_done)
+    outcomes = run_all(
+        reps,
+        preset=args.preset,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        device=args.device,
+        seed=args.seed,
+        root=project_root(),
+        on_done=on_done,
+    )
     table = Table(title=f"repro all --preset {args.preset}", title_justify="left")
-    for col in ("reproduction", "status", "seconds", "reproduced", "not reproduced", "not checked", "message"):
+    for col in (
+        "reproduction",
+        "status",
+        "seconds",
+        "reproduced",
+        "not reproduced",
+        "not checked",
+        "message",
+    ):
         table.add_column(col, overflow="fold")
     for o in sorted(outcomes, key=lambda o: o.id):
         c = o.counts or {}
-        table.add_row(o.id, o.status, f"{o.duration_s:.1f}", str(c.get("reproduced", 0)),
-                      str(c.get("not reproduced", 0)), str(c.get("not checked at this scale", 0)),
-                      o.message[:120])
+        table.add_row(
+            o.id,
+            o.status,
+            f"{o.duration_s:.1f}",
+            str(c.get("reproduced", 0)),
+            str(c.get("not reproduced", 0)),
+            str(c.get("not checked at this scale", 0)),
+            o.message[:120],
+        )
     _console().print(table)
     failed = [o for o in outcomes if o.status != "ok"]
-    tot = {k: sum((o.counts or {}).get(k, 0) for o in outcomes)
-           for k in ("reproduced", "not reproduced", "not checked at this scale")}
-    print(f"{len(outcomes)} reproductions: {len(outcomes) - len(failed)} ran, {len(failed)} failed"
-          f" ({', '.join(f'{o.id}: {o.status}' for o in failed) or 'none'}); claims: "
-          f"{tot['reproduced']} reproduced, {tot['not reproduced']} not reproduced, "
-          f"{tot['not checked at this scale']} not checked")
+    tot = {
+        k: sum((o.counts or {}).get(k, 0) for o in outcomes)
+        for k in ("reproduced", "not reproduced", "not checked at this scale")
+    }
+    print(
+        f"{len(outcomes)} reproductions: {len(outcomes) - len(failed)} ran, {len(failed)} failed"
+        f" ({', '.join(f'{o.id}: {o.status}' for o in failed) or 'none'}); claims: "
+        f"{tot['reproduced']} reproduced, {tot['not reproduced']} not reproduced, "
+        f"{tot['not checked at this scale']} not checked"
+    )
     return 1 if failed else 0
 
 
@@ -334,7 +406,11 @@ def cmd_bench(args, extra: list[str]) -> int:
     except UnknownReproduction as e:
         return _err(str(e))
     if not rep.bench:
-        with_bench = sorted(r.id for r in __import__("repro.registry").registry.all_reproductions().values() if r.bench)
+        with_bench = sorted(
+            r.id
+            for r in __import__("repro.registry").registry.all_reproductions().values()
+            if r.bench
+        )
         return _err(f"{rep.id} has no benchmark; these do: {', '.join(with_bench) or 'none'}")
     mod_name, fn_name = rep.bench.split(":")
     fn = getattr(importlib.import_module(f"{rep.module}.{mod_name}"), fn_name)
@@ -349,6 +425,7 @@ def cmd_check(args) -> int:
     import time
 
     t0 = time.perf_counter()
+    torch_before = "torch" in sys.modules
     from repro.registry import discover
 
     reps, rep_problems = discover()
@@ -360,8 +437,10 @@ def cmd_check(args) -> int:
         for pid in rep.papers:
             card = kb.cards.get(pid)
             if card is None and kb.cards:
-                problems.append(f"{rep.module.replace('.', '/')}/__init__.py: REPRO.papers: "
-                                f"{pid!r} is no card id")
+                problems.append(
+                    f"{rep.module.replace('.', '/')}/__init__.py: REPRO.papers: "
+                    f"{pid!r} is no card id"
+                )
     try:
         from repro.graph import checks as graph_checks
 
@@ -370,20 +449,27 @@ def cmd_check(args) -> int:
         warnings += g_warnings
     except ImportError:
         pass
-    if "torch" in sys.modules:
-        problems.append("internal: `repro check` imported torch; a reproduction's __init__.py "
-                        "imports its measuring code at import time")
+    if "torch" in sys.modules and not torch_before:
+        problems.append(
+            "internal: `repro check` imported torch; a reproduction's __init__.py "
+            "imports its measuring code at import time"
+        )
     for line in warnings:
         print(line)
     for line in problems:
         print(line)
     dt = time.perf_counter() - t0
     if problems:
-        print(f"{len(problems)} problem(s) in {len(kb.cards)} cards, {len(kb.collections)} "
-              f"collections, {len(reps)} reproductions", file=sys.stderr)
+        print(
+            f"{len(problems)} problem(s) in {len(kb.cards)} cards, {len(kb.collections)} "
+            f"collections, {len(reps)} reproductions",
+            file=sys.stderr,
+        )
         return 1
-    print(f"ok: {len(kb.cards)} cards, {len(kb.collections)} collections, {len(reps)} "
-          f"reproductions, {len(warnings)} warning(s) ({dt:.2f} s)")
+    print(
+        f"ok: {len(kb.cards)} cards, {len(kb.collections)} collections, {len(reps)} "
+        f"reproductions, {len(warnings)} warning(s) ({dt:.2f} s)"
+    )
     return 0
 
 
@@ -403,7 +489,9 @@ def cmd_schema(args) -> int:
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="repro", description="Paper cards whose claims are re-measured by code.")
+    p = argparse.ArgumentParser(
+        prog="repro", description="Paper cards whose claims are re-measured by code."
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("list", help="cards and reproduction status (fast, no torch)")
@@ -443,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paper")
     s.add_argument("--device", default="auto")
 
-    s = sub.add_parser("graph", help="the citation graph: stats, path, lineage, export",
-                       add_help=False)
+    s = sub.add_parser(
+        "graph", help="the citation graph: stats, path, lineage, export", add_help=False
+    )
     s.add_argument("graph_args", nargs=argparse.REMAINDER)
 
     s = sub.add_parser("new", help="scaffold a card from an arXiv id or title", add_help=False)
@@ -475,8 +564,13 @@ def main(argv: list[str] | None = None) -> int:
             from repro.scaffold import main as new_main
 
             return new_main(args.new_args)
-        return {"list": cmd_list, "show": cmd_show, "all": cmd_all, "check": cmd_check,
-                "schema": cmd_schema}[args.command](args)
+        return {
+            "list": cmd_list,
+            "show": cmd_show,
+            "all": cmd_all,
+            "check": cmd_check,
+            "schema": cmd_schema,
+        }[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -43,6 +43,10 @@ def results_dir(root: Path | None = None) -> Path:
 def cache_dir() -> Path:
     """Tokenizers and prepared data; safe to delete."""
     env = os.environ.get("REPRO_CACHE")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repro"
+    base = (
+        Path(env)
+        if env
+        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repro"
+    )
     base.mkdir(parents=True, exist_ok=True)
     return base

@@ -22,6 +22,10 @@ class UnknownReproduction(LookupError):
 
 
 def _packages() -> list[str]:
+    """``REPRO_PAPERS`` replaces the list (tests); ``REPRO_EXTRA_PAPERS`` adds to it."""
+    only = [p.strip() for p in os.environ.get("REPRO_PAPERS", "").split(",") if p.strip()]
+    if only:
+        return only
     extra = [p.strip() for p in os.environ.get("REPRO_EXTRA_PAPERS", "").split(",") if p.strip()]
     return ["repro.papers", *extra]
 
@@ -89,7 +93,7 @@ def resolve(name: str, arxiv_ids: dict[str, str] | None = None) -> Reproduction:
         raise UnknownReproduction(
             f"{name!r} matches several reproductions: {', '.join(starts)}; give more letters"
         )
-    close = difflib.get_close_matches(key, list(reps), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(key, list(reps), n=3, cutoff=0.75)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownReproduction(
         f"no reproduction called {name!r}{hint} (`repro list` shows them all)"

@@ -37,11 +37,21 @@ class _Terminated(BaseException):
 
 def git_commit(root: Path) -> tuple[str | None, bool]:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=root, capture_output=True, text=True,
-                                    timeout=5).stdout.strip())
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
         return sha, dirty
     except (OSError, subprocess.SubprocessError):
         return None, False
@@ -74,8 +84,13 @@ def _nonfinite(metrics: Mapping[str, Any]) -> list[str]:
     return bad
 
 
-def evaluate(rep: Reproduction, metrics: Mapping[str, Any], skipped: Mapping[str, str],
-             device: str, status: str) -> list[dict[str, Any]]:
+def evaluate(
+    rep: Reproduction,
+    metrics: Mapping[str, Any],
+    skipped: Mapping[str, str],
+    device: str,
+    status: str,
+) -> list[dict[str, Any]]:
     claims = []
     for claim in rep.claims:
         if claim.gpu_only and not device.startswith("cuda") and claim.id not in skipped:
@@ -89,9 +104,16 @@ def evaluate(rep: Reproduction, metrics: Mapping[str, Any], skipped: Mapping[str
     return claims
 
 
-def run_one(rep: Reproduction, *, preset: str = "quick", overrides: Mapping[str, str] | None = None,
-            device: str = "auto", seed: int = 0, root: Path | None = None,
-            show_progress: bool = True) -> dict[str, Any]:
+def run_one(
+    rep: Reproduction,
+    *,
+    preset: str = "quick",
+    overrides: Mapping[str, str] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    root: Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Run in this process; always writes a results file; returns the result dict.
 
     Raises ConfigError (bad preset/override) before anything runs.
@@ -185,10 +207,31 @@ class Outcome:
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _run_child(rep: Reproduction, preset: str, timeout: float, device: str, seed: int,
-               root: Path, log_dir: Path, threads: int = 1) -> Outcome:
-    cmd = [sys.executable, "-m", "repro", "run", rep.id, "--preset", preset,
-           "--device", device, "--seed", str(seed), "--no-progress", "--quiet"]
+def _run_child(
+    rep: Reproduction,
+    preset: str,
+    timeout: float,
+    device: str,
+    seed: int,
+    root: Path,
+    log_dir: Path,
+    threads: int = 1,
+) -> Outcome:
+    cmd = [
+        sys.executable,
+        "-m",
+        "repro",
+        "run",
+        rep.id,
+        "--preset",
+        preset,
+        "--device",
+        device,
+        "--seed",
+        str(seed),
+        "--no-progress",
+        "--quiet",
+    ]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{rep.id}.{preset}.log"
     path = result_path(rep.id, preset, results_dir(root))
@@ -198,8 +241,9 @@ def _run_child(rep: Reproduction, preset: str, timeout: float, device: str, seed
     # Parallel children share the cores: give each its slice so they do not oversubscribe.
     env.setdefault("OMP_NUM_THREADS", str(threads))
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True
+        )
         timed_out = False
         try:
             code = proc.wait(timeout=timeout)
@@ -234,32 +278,67 @@ def _run_child(rep: Reproduction, preset: str, timeout: float, device: str, seed
     return Outcome(rep.id, status, dur, msg, verdict_counts(final))
 
 
-def _write_failure(rep: Reproduction, preset: str, status: str, error: str, root: Path,
-                   duration: float) -> None:
+def _write_failure(
+    rep: Reproduction, preset: str, status: str, error: str, root: Path, duration: float
+) -> None:
     """A results file for a child that died before it could write its own."""
     commit, dirty = git_commit(root)
     claims = evaluate(rep, {}, {c.id: f"run {status}" for c in rep.claims}, "cpu", status)
-    write_result({
-        "schema": 1, "reproduction": rep.id, "papers": list(rep.papers), "title": rep.title,
-        "preset": preset, "status": status, "error": error, "config": None, "overrides": {},
-        "seed": None, "device": None, "device_name": None,
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "duration_s": round(duration, 2), "commit": commit, "dirty": dirty,
-        "versions": library_versions(), "metrics": {}, "claims": claims, "figures": [], "notes": [],
-    }, results_dir(root))
+    write_result(
+        {
+            "schema": 1,
+            "reproduction": rep.id,
+            "papers": list(rep.papers),
+            "title": rep.title,
+            "preset": preset,
+            "status": status,
+            "error": error,
+            "config": None,
+            "overrides": {},
+            "seed": None,
+            "device": None,
+            "device_name": None,
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "duration_s": round(duration, 2),
+            "commit": commit,
+            "dirty": dirty,
+            "versions": library_versions(),
+            "metrics": {},
+            "claims": claims,
+            "figures": [],
+            "notes": [],
+        },
+        results_dir(root),
+    )
 
 
-def run_all(reps: list[Reproduction], *, preset: str = "quick", timeout: float | None = None,
-            jobs: int = 2, device: str = "cpu", seed: int = 0, root: Path,
-            on_done=None) -> list[Outcome]:
+def run_all(
+    reps: list[Reproduction],
+    *,
+    preset: str = "quick",
+    timeout: float | None = None,
+    jobs: int = 2,
+    device: str = "cpu",
+    seed: int = 0,
+    root: Path,
+    on_done=None,
+) -> list[Outcome]:
     """Each reproduction in its own subprocess, ``jobs`` at a time. Never raises for one failure."""
     log_dir = results_dir(root) / "_logs"
 
     def one(rep: Reproduction) -> Outcome:
         limit = timeout if timeout is not None else rep.timeout_s
         try:
-            out = _run_child(rep, preset, limit, device, seed, root, log_dir,
-                             threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+            out = _run_child(
+                rep,
+                preset,
+                limit,
+                device,
+                seed,
+                root,
+                log_dir,
+                threads=max(1, (os.cpu_count() or 1) // max(1, jobs)),
+            )
         except Exception as e:  # noqa: BLE001 - the runner itself must go on
             out = Outcome(rep.id, "crashed", 0.0, f"runner error: {type(e).__name__}: {e}")
         if on_done:
@@ -276,5 +355,7 @@ def run_all(reps: list[Reproduction], *, preset: str = "quick", timeout: float |
     }
     from repro.results import atomic_write_text
 
-    atomic_write_text(results_dir(root) / f"_all-{preset}.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(
+        results_dir(root) / f"_all-{preset}.json", json.dumps(summary, indent=2) + "\n"
+    )
     return outcomes

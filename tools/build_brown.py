@@ -20,13 +20,42 @@ from pathlib import Path
 
 # Genre letters as the corpus manual names them (file names are c<letter><nn>).
 GENRES = {
-    "a": "news", "b": "editorial", "c": "reviews", "d": "religion", "e": "hobbies",
-    "f": "lore", "g": "belles_lettres", "h": "government", "j": "learned",
-    "k": "fiction", "l": "mystery", "m": "science_fiction", "n": "adventure",
-    "p": "romance", "r": "humor",
+    "a": "news",
+    "b": "editorial",
+    "c": "reviews",
+    "d": "religion",
+    "e": "hobbies",
+    "f": "lore",
+    "g": "belles_lettres",
+    "h": "government",
+    "j": "learned",
+    "k": "fiction",
+    "l": "mystery",
+    "m": "science_fiction",
+    "n": "adventure",
+    "p": "romance",
+    "r": "humor",
 }
 
-NO_SPACE_BEFORE = {".", ",", ";", ":", "!", "?", ")", "]", "'", "''", "n't", "'s", "'re", "'ve", "'ll", "'d", "'m"}
+NO_SPACE_BEFORE = {
+    ".",
+    ",",
+    ";",
+    ":",
+    "!",
+    "?",
+    ")",
+    "]",
+    "'",
+    "''",
+    "n't",
+    "'s",
+    "'re",
+    "'ve",
+    "'ll",
+    "'d",
+    "'m",
+}
 NO_SPACE_AFTER = {"(", "[", "``", "$"}
 
 
@@ -35,7 +64,13 @@ def detokenize(tokens: list[str]) -> str:
     prev = None
     for tok in tokens:
         word = {"``": "\u201c", "''": "\u201d", "--": "\u2014"}.get(tok, tok)
-        if out and tok not in NO_SPACE_BEFORE and prev not in NO_SPACE_AFTER and prev != "--" and tok != "--":
+        if (
+            out
+            and tok not in NO_SPACE_BEFORE
+            and prev not in NO_SPACE_AFTER
+            and prev != "--"
+            and tok != "--"
+        ):
             out.append(" ")
         out.append(word)
         prev = tok

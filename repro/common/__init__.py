@@ -29,7 +29,9 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {requested}: no CUDA device is available here; use --device cpu")
+        raise RuntimeError(
+            f"--device {requested}: no CUDA device is available here; use --device cpu"
+        )
     if requested == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("--device mps: MPS is not available here; use --device cpu")
     return requested

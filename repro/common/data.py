@@ -44,8 +44,9 @@ def load_brown() -> list[Document]:
     return docs
 
 
-def split_documents(docs: Sequence[Document], held_out: float = 0.1,
-                    seed: int = 0) -> tuple[list[Document], list[Document]]:
+def split_documents(
+    docs: Sequence[Document], held_out: float = 0.1, seed: int = 0
+) -> tuple[list[Document], list[Document]]:
     """Split by whole documents (never inside one), stratified by genre so both sides see
     every genre. Deterministic for a given seed."""
     rng = random.Random(seed)
@@ -62,8 +63,9 @@ def split_documents(docs: Sequence[Document], held_out: float = 0.1,
     return train, test
 
 
-def load_texts(source: str | Path, *, text_field: str = "text", limit: int | None = None,
-               split: str = "train") -> list[Document]:
+def load_texts(
+    source: str | Path, *, text_field: str = "text", limit: int | None = None, split: str = "train"
+) -> list[Document]:
     """Documents from a local ``.txt``/``.md`` file, a folder of them, or a ``datasets`` name.
 
     * a file: one document (blank-line paragraphs kept)
@@ -82,8 +84,12 @@ def load_texts(source: str | Path, *, text_field: str = "text", limit: int | Non
         files = sorted(p for p in path.rglob("*") if p.suffix in {".txt", ".md"} and p.is_file())
         if not files:
             raise FileNotFoundError(f"{path}: no .txt or .md files in this folder")
-        return [Document(str(p.relative_to(path)), "local",
-                         p.read_text(encoding="utf-8", errors="replace")) for p in files[:limit]]
+        return [
+            Document(
+                str(p.relative_to(path)), "local", p.read_text(encoding="utf-8", errors="replace")
+            )
+            for p in files[:limit]
+        ]
     raise FileNotFoundError(
         f"corpus {src!r}: not a file or folder; use 'brown', a path, or 'hf:<dataset name>'"
     )
@@ -107,7 +113,9 @@ def _load_hf(spec: str, *, text_field: str, limit: int | None, split: str) -> li
             break
         text = row.get(text_field)
         if not isinstance(text, str):
-            raise KeyError(f"hf:{spec}: rows have no text field {text_field!r}; fields: {sorted(row)}")
+            raise KeyError(
+                f"hf:{spec}: rows have no text field {text_field!r}; fields: {sorted(row)}"
+            )
         if text.strip():
             docs.append(Document(f"{name}-{i}", "hf", text))
     return docs
@@ -122,8 +130,14 @@ def _corpus_key(docs: Sequence[Document]) -> str:
     return h.hexdigest()[:12]
 
 
-def train_tokenizer(docs: Sequence[Document], *, kind: str = "bpe", vocab_size: int = 4096,
-                    lowercase: bool = False, cache: bool = True):
+def train_tokenizer(
+    docs: Sequence[Document],
+    *,
+    kind: str = "bpe",
+    vocab_size: int = 4096,
+    lowercase: bool = False,
+    cache: bool = True,
+):
     """A ``tokenizers.Tokenizer`` trained on ``docs``; cached on disk.
 
     kind: ``"bpe"`` (byte-level BPE, GPT-style) or ``"wordpiece"`` (BERT-style; lower-cased
@@ -145,17 +159,22 @@ def train_tokenizer(docs: Sequence[Document], *, kind: str = "bpe", vocab_size: 
         tok.normalizer = normalizers.Sequence(norms)
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
     else:
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase,
-                                                    clean_text=True)
+        tok.normalizer = normalizers.BertNormalizer(
+            lowercase=lowercase, strip_accents=lowercase, clean_text=True
+        )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                            show_progress=False)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=specials, show_progress=False
+        )
     tok.train_from_iterator((d.text for d in docs), trainer=trainer, length=len(docs))
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +196,15 @@ def encode_documents(tok, docs: Iterable[Document], eos: bool = True) -> list[in
     return out
 
 
-def lm_token_streams(*, vocab_size: int = 4096, kind: str = "bpe", lowercase: bool = False,
-                     held_out: float = 0.1, seed: int = 0, max_docs: int | None = None):
+def lm_token_streams(
+    *,
+    vocab_size: int = 4096,
+    kind: str = "bpe",
+    lowercase: bool = False,
+    held_out: float = 0.1,
+    seed: int = 0,
+    max_docs: int | None = None,
+):
     """(train_ids, val_ids, tokenizer) for the Brown Corpus as 1-D int64 tensors.
 
     The tokenizer is trained on the training documents only. ``max_docs`` keeps a
@@ -244,7 +270,7 @@ def sequential_windows(ids, batch_size: int, seq_len: int, max_batches: int | No
     n_win = (len(ids) - 1) // seq_len
     if max_batches is not None:
         n_win = min(n_win, max_batches * batch_size)
-    xs = torch.stack([ids[i * seq_len: i * seq_len + seq_len] for i in range(n_win)])
-    ys = torch.stack([ids[i * seq_len + 1: i * seq_len + seq_len + 1] for i in range(n_win)])
+    xs = torch.stack([ids[i * seq_len : i * seq_len + seq_len] for i in range(n_win)])
+    ys = torch.stack([ids[i * seq_len + 1 : i * seq_len + seq_len + 1] for i in range(n_win)])
     for i in range(0, n_win, batch_size):
-        yield xs[i:i + batch_size], ys[i:i + batch_size]
+        yield xs[i : i + batch_size], ys[i : i + batch_size]

@@ -23,10 +23,10 @@ class LMConfig:
     d_model: int = 128
     n_layer: int = 2
     n_head: int = 4
-    d_ff: int | None = None          # default 4·d_model (2/3 of that for gated FFNs)
-    norm: str = "layernorm"          # layernorm | rmsnorm
-    norm_position: str = "pre"       # pre | post
-    ffn: str = "gelu"                # relu | gelu | swish | glu | bilinear | reglu | geglu | swiglu
+    d_ff: int | None = None  # default 4·d_model (2/3 of that for gated FFNs)
+    norm: str = "layernorm"  # layernorm | rmsnorm
+    norm_position: str = "pre"  # pre | post
+    ffn: str = "gelu"  # relu | gelu | swish | glu | bilinear | reglu | geglu | swiglu
     bias: bool = True
     dropout: float = 0.0
     tie_embeddings: bool = True
@@ -52,8 +52,13 @@ def make_norm(kind: str, d: int) -> nn.Module:
     raise ValueError(f"norm {kind!r}: use layernorm or rmsnorm")
 
 
-GATED = {"glu": torch.sigmoid, "bilinear": lambda x: x, "reglu": F.relu, "geglu": F.gelu,
-         "swiglu": F.silu}
+GATED = {
+    "glu": torch.sigmoid,
+    "bilinear": lambda x: x,
+    "reglu": F.relu,
+    "geglu": F.gelu,
+    "swiglu": F.silu,
+}
 PLAIN = {"relu": F.relu, "gelu": F.gelu, "swish": F.silu}
 
 
@@ -100,9 +105,12 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
+        )  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -131,7 +139,9 @@ class TinyLM(nn.Module):
         self.pos = nn.Embedding(cfg.seq_len, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = make_norm(cfg.norm, cfg.d_model) if cfg.norm_position == "pre" else nn.Identity()
+        self.ln_f = (
+            make_norm(cfg.norm, cfg.d_model) if cfg.norm_position == "pre" else nn.Identity()
+        )
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.tok.weight
@@ -159,15 +169,21 @@ class TinyLM(nn.Module):
         x = self.drop(self.tok(idx) + self.pos(torch.arange(T, device=idx.device)))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        logits = self.head(self.ln_f(x))                                               # (B, T, V)
+        logits = self.head(self.ln_f(x))  # (B, T, V)
         if targets is None:
             return logits
         return logits, F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, val_ids: torch.Tensor, seq_len: int, batch_size: int = 16,
-             max_batches: int = 20, device: str = "cpu") -> float:
+def evaluate(
+    model: nn.Module,
+    val_ids: torch.Tensor,
+    seq_len: int,
+    batch_size: int = 16,
+    max_batches: int = 20,
+    device: str = "cpu",
+) -> float:
     """Mean cross-entropy (nats/token) over the first ``max_batches`` windows of ``val_ids``."""
     from repro.common.data import sequential_windows
 
@@ -190,10 +206,18 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int, floor: float = 0.
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
-def train(model: nn.Module, batches, steps: int, *, optimizer: torch.optim.Optimizer,
-          lr_at: Callable[[int], float] | None = None, clip: float | None = 1.0,
-          device: str = "cpu", on_step: Callable[[int, float], None] | None = None,
-          progress=None) -> list[float]:
+def train(
+    model: nn.Module,
+    batches,
+    steps: int,
+    *,
+    optimizer: torch.optim.Optimizer,
+    lr_at: Callable[[int], float] | None = None,
+    clip: float | None = 1.0,
+    device: str = "cpu",
+    on_step: Callable[[int, float], None] | None = None,
+    progress=None,
+) -> list[float]:
     """Plain training loop; returns the training loss of every step. Stops early on NaN."""
     model.train()
     losses: list[float] = []

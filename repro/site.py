@@ -1,0 +1,387 @@
+"""What the MkDocs hook renders: card headers, claim tables, citation links, result figures.
+
+``hooks/repro_hook.py`` only forwards MkDocs events here. The knowledge base is loaded and
+validated once per build; a card with problems fails the build (``strict``) with the same
+one-line messages ``repro check`` prints. Everything taken from card metadata or results files
+is HTML-escaped before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mkdocs.plugins.repro")
+
+_STATE: dict[str, Any] = {}
+
+
+class SiteError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- loading
+def load_state(root: Path) -> dict[str, Any]:
+    from repro import cards
+    from repro.registry import discover
+    from repro.results import best_result, latest_results
+
+    reps, rep_problems = discover()
+    kb = cards.load(root, registered=list(reps))
+    problems = [str(p) for p in kb.errors] + list(rep_problems)
+    if problems:
+        raise SiteError("the cards have problems (run `repro check`):\n  " + "\n  ".join(problems))
+    results_base = root / "results"
+    by_card: dict[str, Any] = {}
+    warnings: list[str] = []
+    for rep in reps.values():
+        res, warns = latest_results(rep.id, results_base)
+        warnings += warns
+        for pid in rep.papers:
+            by_card.setdefault(pid, (rep, res, best_result(res)))
+    for card in kb.cards.values():
+        if card.meta.repro and card.id not in by_card and card.meta.repro in reps:
+            rep = reps[card.meta.repro]
+            res, _ = latest_results(rep.id, results_base)
+            by_card[card.id] = (rep, res, best_result(res))
+    cited_by: dict[str, list[str]] = {cid: [] for cid in kb.cards}
+    for card in kb.cards.values():
+        for target in card.meta.cites:
+            if target in cited_by:
+                cited_by[target].append(card.id)
+    for w in warnings:
+        log.warning(w)
+    return {
+        "root": root,
+        "kb": kb,
+        "reps": reps,
+        "by_card": by_card,
+        "cited_by": cited_by,
+        "results_base": results_base,
+        "warnings": warnings,
+    }
+
+
+def state() -> dict[str, Any]:
+    if not _STATE:
+        raise SiteError("repro.site used before on_config")
+    return _STATE
+
+
+# --------------------------------------------------------------------------- helpers
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def md_cell(x: Any) -> str:
+    """Text for a Markdown table cell: HTML-escaped, pipes and newlines neutralised."""
+    return esc(x).replace("|", "&#124;").replace("\n", " ")
+
+
+def fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        s = "yes" if v else "no"
+    elif isinstance(v, float):
+        s = f"{v:.4g}"
+    elif isinstance(v, list):
+        s = ", ".join(fmt(x) for x in v[:6]) + (" …" if len(v) > 6 else "")
+    elif isinstance(v, dict):
+        items = list(v.items())
+        s = ", ".join(f"{k}: {fmt(x)}" for k, x in items[:6]) + (" …" if len(items) > 6 else "")
+    else:
+        s = str(v)
+    return f"{s} {unit}".strip() if unit and not unit.startswith(("max", "mean", "min")) else s
+
+
+def bibtex(card) -> str:
+    m = card.meta
+    first = re.sub(r"[^a-z]", "", m.authors[0].split()[-1].lower()) or "anon"
+    word = next((w for w in re.findall(r"[A-Za-z]+", m.title) if len(w) > 3), "paper").lower()
+    key = f"{first}{m.year}{word}"
+    fields = [
+        ("title", "{" + m.title + "}"),
+        ("author", " and ".join(m.authors)),
+        ("year", str(m.year)),
+    ]
+    if m.arxiv:
+        fields += [
+            ("eprint", m.arxiv),
+            ("archivePrefix", "arXiv"),
+            ("url", f"https://arxiv.org/abs/{m.arxiv}"),
+        ]
+    elif m.url:
+        fields.append(("url", m.url))
+    if m.venue:
+        fields.append(("note", m.venue))
+    kind = "misc"
+    body = ",\n".join(f"  {k:<13} = {{{v}}}" for k, v in fields)
+    return f"@{kind}{{{key},\n{body}\n}}"
+
+
+VERDICT_BADGE = {
+    "reproduced": ("✔", "reproduced"),
+    "not reproduced": ("✘", "not-reproduced"),
+    "not checked at this scale": ("–", "not-checked"),
+}
+
+
+def verdict_html(v: str) -> str:
+    mark, cls = VERDICT_BADGE.get(v, ("?", "unknown"))
+    return f'<span class="verdict verdict-{cls}">{mark} {esc(v)}</span>'
+
+
+# --------------------------------------------------------------------------- card page
+def card_header(card) -> str:
+    m = card.meta
+    parts = [f"# {esc(m.title)}", ""]
+    meta_bits = [esc(", ".join(m.authors)), esc(str(m.year))]
+    if m.venue:
+        meta_bits.append(esc(m.venue))
+    line = " · ".join(meta_bits)
+    if m.arxiv:
+        line += f' · <a href="https://arxiv.org/abs/{esc(m.arxiv)}">arXiv:{esc(m.arxiv)}</a>'
+    elif m.url:
+        line += f' · <a href="{esc(m.url)}">paper</a>'
+    parts.append(f'<p class="card-meta">{line}</p>')
+    parts.append("")
+    parts.append('??? quote "BibTeX"')
+    parts.append("")
+    parts.append("    ```bibtex")
+    for bl in bibtex(card).splitlines():
+        parts.append(f"    {bl}")
+    parts.append("    ```")
+    parts.append("")
+    return "\n".join(parts)
+
+
+def repro_block(card_id: str) -> str:
+    st = state()
+    entry = st["by_card"].get(card_id)
+    if entry is None:
+        return (
+            "## What we measured\n\nNo reproduction checks this paper yet. "
+            "[How to add one](../contributing.md).\n"
+        )
+    rep, results, best = entry
+    out = ["## What we measured", ""]
+    cmd = f"repro run {rep.id}"
+    if best is None:
+        out.append(f"Reproduction `{esc(rep.id)}` has not been run yet. Run it with `{cmd}`.")
+        out.append("")
+        out.append("| claim | source | paper says | rule |")
+        out.append("|---|---|---|---|")
+        for c in rep.claims:
+            out.append(
+                f"| {md_cell(c.statement)} | {md_cell(c.source)} | {md_cell(c.paper_value)} "
+                f"| {md_cell(c.rule.describe())} |"
+            )
+        return "\n".join(out) + "\n"
+    out.append(result_meta_line(best))
+    out.append("")
+    out.append("| claim | source | paper says | we measured | rule | verdict |")
+    out.append("|---|---|---|---|---|---|")
+    for c in best.get("claims", []):
+        measured = md_cell(fmt(c.get("measured")))
+        unit = c.get("unit") or ""
+        if unit and c.get("measured") is not None:
+            measured = f"{measured} <small>({esc(unit)})</small>"
+        verdict = verdict_html(c.get("verdict", "?"))
+        if c.get("reason") and c.get("verdict") != "reproduced":
+            verdict += f"<br><small>{esc(c['reason'])}</small>"
+        out.append(
+            f"| {md_cell(c.get('statement', c.get('id')))} | {md_cell(c.get('source', ''))} | "
+            f"{md_cell(c.get('paper_value', ''))} | {measured} | {md_cell(c.get('rule', ''))} "
+            f"| {verdict} |"
+        )
+    out.append("")
+    for fig in best.get("figures", []):
+        url = f"../results/{rep.id}/{fig}"  # relative to notes/papers/, MkDocs rewrites it
+        out.append(f"![{esc(Path(fig).stem)}]({url})")
+        out.append("")
+    others = [p for p in results if p != best.get("preset")]
+    for p in others:
+        r = results[p]
+        out.append(
+            f"Also on record: preset `{esc(p)}` ({esc(r.get('status'))}, "
+            f"{esc(r.get('started', '?'))[:10]}, {esc(r.get('device_name') or r.get('device'))})."
+        )
+        out.append("")
+    out.append(f"Re-run it: `{cmd} --preset {esc(best.get('preset', 'quick'))}`")
+    out.append("")
+    return "\n".join(out)
+
+
+def result_meta_line(r: dict) -> str:
+    commit = (r.get("commit") or "unknown")[:10]
+    status = r.get("status", "?")
+    bits = [
+        f"preset **{esc(r.get('preset'))}**",
+        f"run {esc(status)}",
+        f"on {esc(r.get('device_name') or r.get('device') or '?')}",
+        f"{esc((r.get('started') or '?')[:10])}",
+        f"commit `{esc(commit)}`",
+        f"{esc(r.get('duration_s', '?'))} s",
+        f"seed {esc(r.get('seed'))}",
+    ]
+    return '<p class="run-meta">' + " · ".join(bits) + "</p>"
+
+
+def links_block(card_id: str) -> str:
+    st = state()
+    kb = st["kb"]
+    card = kb.cards[card_id]
+
+    def link(cid: str) -> str:
+        c = kb.cards[cid]
+        return f"[{esc(c.meta.title)}]({cid}.md) ({c.meta.year})"
+
+    out = ["## Citations within this knowledge base", ""]
+    cites = [c for c in card.meta.cites if c in kb.cards]
+    cited = sorted(st["cited_by"].get(card_id, []), key=lambda c: (kb.cards[c].meta.year, c))
+    out.append("**Cites:** " + ("; ".join(link(c) for c in cites) if cites else "none here."))
+    out.append("")
+    out.append("**Cited by:** " + ("; ".join(link(c) for c in cited) if cited else "none here."))
+    out.append("")
+    cols = kb.collections_of(card_id)
+    if cols:
+        out.append(
+            "**In collections:** "
+            + ", ".join(
+                f"[{esc(kb.collections[c].meta.title)}]({collection_url_from_card(kb.collections[c])})"
+                for c in cols
+            )
+        )
+        out.append("")
+    svg = neighbourhood(card_id)
+    if svg:
+        out.append('<div class="card-graph" markdown="0">')
+        out.append(svg)
+        out.append("</div>")
+        out.append("")
+    return "\n".join(out)
+
+
+def collection_url_from_card(col) -> str:
+    kb_root = state()["root"] / "notes"
+    rel = col.path.resolve().relative_to(kb_root.resolve())
+    return "../" + rel.as_posix()
+
+
+def neighbourhood(card_id: str) -> str:
+    try:
+        from repro.graph import draw
+    except ImportError:
+        return ""
+    fn = getattr(draw, "neighbourhood_svg", None)
+    if fn is None:
+        return ""
+    return fn(state()["kb"], card_id, lambda cid: f"../{cid}/")
+
+
+def render_card(markdown: str, card_id: str) -> str:
+    card = state()["kb"].cards[card_id]
+    body = markdown
+    # The card's own notes may not start with an H1: the header provides it.
+    return "\n\n".join(
+        [card_header(card), body.strip(), repro_block(card_id), links_block(card_id)]
+    )
+
+
+# --------------------------------------------------------------------------- hook events
+def on_config(config) -> Any:
+    root = Path(config["config_file_path"]).resolve().parent
+    _STATE.clear()
+    _STATE.update(load_state(root))
+    return config
+
+
+def on_files(files, config) -> Any:
+    """Add result figures so pages can link them and strict mode can check the links."""
+    from mkdocs.structure.files import File
+
+    base: Path = state()["results_base"]
+    if base.is_dir():
+        for path in sorted(base.glob("*/*/*")):
+            if path.suffix.lower() in {".png", ".svg", ".jpg"} and not path.name.startswith("."):
+                rel = path.relative_to(base).as_posix()
+                files.append(File.generated(config, f"results/{rel}", abs_src_path=str(path)))
+    return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    src = page.file.src_uri
+    m = re.fullmatch(r"papers/([a-z0-9-]+)\.md", src)
+    if m:
+        card_id = m.group(1)
+        if card_id not in state()["kb"].cards:
+            raise SiteError(f"notes/{src}: page under papers/ is not a valid card")
+        return render_card(markdown, card_id)
+    for marker, render in MARKERS.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, render(page))
+    return markdown
+
+
+def _graph_html(page) -> str:
+    from repro.graph import draw
+
+    fn = getattr(draw, "full_html", None) or draw.full_svg
+    depth = page.file.src_uri.count("/")
+    prefix = "../" * (depth + 1)  # from the page's URL folder back to the site root
+    return fn(state()["kb"], lambda cid: f"{prefix}papers/{cid}/")
+
+
+def _totals_html(page) -> str:
+    from repro.results import verdict_counts
+
+    st = state()
+    totals = {"reproduced": 0, "not reproduced": 0, "not checked at this scale": 0}
+    latest, commits = "", set()
+    seen = set()
+    for rep, _results, best in st["by_card"].values():
+        if best is None or rep.id in seen:
+            continue
+        seen.add(rep.id)
+        for k, v in verdict_counts(best).items():
+            totals[k] += v
+        latest = max(latest, best.get("started") or "")
+        if best.get("commit"):
+            commits.add(best["commit"][:10])
+    when = latest[:10] or "never"
+    commit = ", ".join(sorted(commits)[:3]) + (" …" if len(commits) > 3 else "")
+    return (
+        f'<div class="totals" markdown="0"><p><strong>{len(st["kb"].cards)}</strong> paper cards, '
+        f"<strong>{len(st['reps'])}</strong> reproductions, "
+        f"<strong>{sum(totals.values())}</strong> claims measured: "
+        f"{verdict_html('reproduced')} {totals['reproduced']} · "
+        f"{verdict_html('not reproduced')} {totals['not reproduced']} · "
+        f"{verdict_html('not checked at this scale')} {totals['not checked at this scale']}</p>"
+        f'<p class="run-meta">latest run {esc(when)}; commit(s) {esc(commit or "unknown")}</p></div>'
+    )
+
+
+MARKERS = {
+    "<!-- repro:graph -->": _graph_html,
+    "<!-- repro:totals -->": _totals_html,
+}
+
+
+def on_post_build(config) -> None:
+    """Downloads beside the pages: a BibTeX file of every card, graph exports."""
+    from repro.results import atomic_write_text
+
+    site_dir = Path(config["site_dir"])
+    kb = state()["kb"]
+    entries = [bibtex(c) for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
+    atomic_write_text(site_dir / "papers.bib", "\n\n".join(entries) + "\n")
+    try:
+        from repro.graph.build import build_graph
+        from repro.graph.export import write_exports
+    except ImportError:
+        return
+    write_exports(build_graph(kb, state()["results_base"]), site_dir / "graph")

@@ -1,0 +1,3 @@
+def main(cfg, ctx):
+    ctx.metrics["value"] = 2.0  # measured before the crash: kept, but decides nothing
+    raise RuntimeError("deliberate failure in fake-crash")
