@@ -12,7 +12,6 @@ be right``. Loading never raises on bad input: arbitrary text gives a card or pr
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +20,30 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from repro.frontmatter import (
+    Problem,
+    did_you_mean,
+    load_light,
+    parse_front,
+    split_front_matter,
+)
+
+__all__ = [
+    "CardMeta",
+    "CollectionMeta",
+    "Card",
+    "Collection",
+    "KnowledgeBase",
+    "Problem",
+    "load",
+    "load_light",
+    "load_card_file",
+    "load_collection_file",
+    "split_front_matter",
+    "did_you_mean",
+    "card_json_schema",
+]
 
 MAX_CARD_BYTES = 64 * 1024  # a card is notes, not a paper: 64 KiB is ~10k words
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -128,21 +151,6 @@ class CollectionMeta(BaseModel):
 
 
 # --------------------------------------------------------------------------- problems
-@dataclass(frozen=True, order=True)
-class Problem:
-    path: str
-    line: int
-    field: str
-    message: str
-    warning: bool = False
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        kind = "warning: " if self.warning else ""
-        fld = f"{self.field}: " if self.field else ""
-        return f"{where}: {kind}{fld}{self.message}"
-
-
 @dataclass
 class Card:
     meta: CardMeta
@@ -188,58 +196,6 @@ class KnowledgeBase:
 
 
 # --------------------------------------------------------------------------- parsing
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def split_front_matter(text: str) -> tuple[str, str, int] | str:
-    """Return (yaml text, body, body start line) or an error message."""
-    if not text.startswith("---"):
-        return "no front matter: the file must start with a line '---', then YAML, then '---'"
-    lines = text.split("\n")
-    if lines[0].strip() != "---":
-        return "the first line must be exactly '---'"
-    for i in range(1, len(lines)):
-        if lines[i].rstrip() == "---":
-            return "\n".join(lines[1:i]), "\n".join(lines[i + 1 :]), i + 2
-    return "front matter is not closed: add a line '---' after the metadata"
-
-
-def _key_lines(yaml_text: str, offset: int) -> dict[str, int]:
-    """Map top-level keys (and 'key[i]' for list items) to 1-based file lines."""
-    out: dict[str, int] = {}
-    try:
-        node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return out
-    if not isinstance(node, yaml.MappingNode):
-        return out
-    for k, v in node.value:
-        if isinstance(k, yaml.ScalarNode):
-            out[k.value] = k.start_mark.line + offset
-            if isinstance(v, yaml.SequenceNode):
-                for i, item in enumerate(v.value):
-                    out[f"{k.value}[{i}]"] = item.start_mark.line + offset
-    return out
-
-
-def _yaml_error(e: yaml.YAMLError, offset: int) -> tuple[int, str]:
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    line = mark.line + offset if mark is not None else 0
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    context = getattr(e, "context", None)
-    msg = f"YAML error: {problem}"
-    if context:
-        msg += f" ({context})"
-    if isinstance(e, yaml.constructor.ConstructorError):
-        msg = (
-            f"YAML error: {problem}; only plain YAML (strings, numbers, lists, maps) is allowed "
-            "in front matter"
-        )
-    return line, msg
-
-
 def _pydantic_problems(
     err: ValidationError, path: str, lines: dict[str, int], valid_fields: list[str]
 ) -> list[Problem]:
@@ -321,47 +277,6 @@ def _rel(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def parse_front(
-    text: str, rel: str
-) -> tuple[dict[str, Any] | None, str, int, dict[str, int], list[Problem]]:
-    """Front matter as a dict, body, body line, key lines, problems. Never raises."""
-    split = split_front_matter(text)
-    if isinstance(split, str):
-        return None, "", 1, {}, [Problem(rel, 1, "", split)]
-    ytext, body, body_line = split
-    offset = 2  # the YAML starts on file line 2; marks are 0-based
-    try:
-        data = yaml.safe_load(ytext)
-    except yaml.YAMLError as e:
-        line, msg = _yaml_error(e, offset)
-        return None, body, body_line, {}, [Problem(rel, line, "", msg)]
-    except Exception as e:  # noqa: BLE001 - the loader must not crash on any text
-        return None, body, body_line, {}, [Problem(rel, 1, "", f"YAML error: {e}")]
-    if not isinstance(data, dict):
-        got = "nothing" if data is None else type(data).__name__
-        return (
-            None,
-            body,
-            body_line,
-            {},
-            [
-                Problem(
-                    rel, 2, "", f"front matter must be a mapping of fields (key: value), got {got}"
-                )
-            ],
-        )
-    bad_keys = [k for k in data if not isinstance(k, str)]
-    if bad_keys:
-        return (
-            None,
-            body,
-            body_line,
-            {},
-            [Problem(rel, 2, "", f"field names must be text, got {bad_keys[0]!r}")],
-        )
-    return data, body, body_line, _key_lines(ytext, offset), []
 
 
 def load_card_file(path: Path, root: Path) -> tuple[Card | None, list[Problem]]:

@@ -81,20 +81,18 @@ def _resolve(name: str, kb=None):
 
 # --------------------------------------------------------------------------- list / show
 def cmd_list(args) -> int:
-    from rich.table import Table
-
+    from repro.frontmatter import load_light
     from repro.registry import all_reproductions
     from repro.results import best_result, latest_results, verdict_counts
 
-    kb = _kb()
+    metas, unparsable = load_light()
     reps = all_reproductions()
     by_paper = {p: r for r in reps.values() for p in r.papers}
     rows = []
     warnings: list[str] = []
-    for card in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id)):
-        rep = reps.get(card.meta.repro or "") or by_paper.get(card.id)
-        status = "-"
-        counts = None
+    for meta in sorted(metas, key=lambda m: (m["year"], m["id"])):
+        rep = reps.get(meta["repro"] or "") or by_paper.get(meta["id"])
+        status, counts = "-", None
         if rep:
             res, warns = latest_results(rep.id)
             warnings += warns
@@ -103,43 +101,44 @@ def cmd_list(args) -> int:
                 status = "not run"
             else:
                 counts = verdict_counts(best)
-                status = best.get("status", "?") if best.get("status") != "ok" else best["preset"]
-        rows.append((card, rep, status, counts))
+                status = best["preset"] if best.get("status") == "ok" else best.get("status", "?")
+        rows.append((meta, rep, status, counts))
     if args.json:
         print(
             json.dumps(
                 [
                     {
-                        "id": c.id,
-                        "title": c.meta.title,
-                        "year": c.meta.year,
+                        "id": m["id"],
+                        "title": m["title"],
+                        "year": m["year"],
                         "reproduction": r.id if r else None,
                         "status": s,
                         "verdicts": n,
                     }
-                    for c, r, s, n in rows
+                    for m, r, s, n in rows
                 ],
                 indent=2,
             )
         )
-        return 0
-    table = Table(title=f"{len(rows)} cards, {len(reps)} reproductions", title_justify="left")
-    for col in ("card", "year", "title", "reproduction", "last run", "✔ / ✘ / –"):
-        table.add_column(col, overflow="fold")
-    for card, rep, status, counts in rows:
-        n = (
-            f"{counts['reproduced']} / {counts['not reproduced']} / {counts['not checked at this scale']}"
-            if counts
-            else ""
-        )
-        title = card.meta.title if len(card.meta.title) < 60 else card.meta.title[:57] + "..."
-        table.add_row(card.id, str(card.meta.year), title, rep.id if rep else "", status, n)
-    con = _console()
-    con.print(table)
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} cards, {len(reps)} reproductions", title_justify="left")
+        for col in ("card", "year", "title", "reproduction", "last run", "✔ / ✘ / –"):
+            table.add_column(col, overflow="fold")
+        for meta, rep, status, c in rows:
+            n = (
+                f"{c['reproduced']} / {c['not reproduced']} / {c['not checked at this scale']}"
+                if c
+                else ""
+            )
+            title = meta["title"] if len(meta["title"]) < 60 else meta["title"][:57] + "..."
+            table.add_row(meta["id"], str(meta["year"]), title, rep.id if rep else "", status, n)
+        _console().print(table)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    if kb.errors:
-        print(f"{len(kb.errors)} card problems; run `repro check`", file=sys.stderr)
+    if unparsable:
+        print(f"{unparsable} card file(s) do not parse; run `repro check`", file=sys.stderr)
     return 0
 
 
