@@ -466,9 +466,21 @@ def load(root: Path | None = None, *, registered: Iterable[str] | None = None) -
     return KnowledgeBase(cards, collections, sorted(set(problems)), tags)
 
 
-def card_json_schema() -> dict[str, Any]:
-    """JSON Schema of a card's front matter, for editors (``repro schema``)."""
+def card_json_schema(tags: Iterable[str] | None = None) -> dict[str, Any]:
+    """JSON Schema of a card's front matter, for editors (``repro schema``).
+
+    Generated from :class:`CardMeta`; the rules its validators enforce in Python are added as
+    patterns and bounds, and ``tags`` (the vocabulary) as an enum, so editors flag them too.
+    """
     schema = CardMeta.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Paper card front matter"
+    props = schema["properties"]
+    props["id"]["pattern"] = ID_RE.pattern
+    props["year"].update(minimum=MIN_YEAR, maximum=_dt.date.today().year + 1)
+    for branch in props["arxiv"].get("anyOf", []):
+        if branch.get("type") == "string":
+            branch["pattern"] = ARXIV_RE.pattern
+    if tags is not None:
+        props["tags"]["items"] = {"type": "string", "enum": sorted(tags)}
     return schema

@@ -473,9 +473,11 @@ def cmd_check(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from repro.cards import card_json_schema
+    from repro.cards import card_json_schema, load_tags
+    from repro.paths import notes_dir
 
-    text = json.dumps(card_json_schema(), indent=2) + "\n"
+    tags, _ = load_tags(notes_dir())
+    text = json.dumps(card_json_schema(tags or None), indent=2) + "\n"
     if args.output:
         from repro.results import atomic_write_text
 
