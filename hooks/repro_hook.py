@@ -17,3 +17,7 @@ def on_page_markdown(markdown, page, config, files):
 
 def on_post_build(config):
     return site.on_post_build(config)
+
+
+def on_page_content(html, page, config, files):
+    return site.on_page_content(html, page, config, files)

@@ -431,15 +431,28 @@ def cmd_check(args) -> int:
     kb = _kb(registered=True)
     problems = [str(p) for p in kb.errors] + list(rep_problems)
     warnings = [str(p) for p in kb.warnings]
-    # Each reproduction's papers must be cards that point back to it.
+    # The card's `repro:` and the reproduction's `papers` must agree, both ways.
+    checkers: dict[str, list[str]] = {}
     for rep in reps.values():
+        where = f"{rep.module.replace('.', '/')}/__init__.py"
         for pid in rep.papers:
+            checkers.setdefault(pid, []).append(rep.id)
             card = kb.cards.get(pid)
-            if card is None and kb.cards:
+            if card is None:
+                if kb.cards:
+                    problems.append(f"{where}: REPRO.papers: {pid!r} is no card id")
+            elif card.meta.repro is None:
                 problems.append(
-                    f"{rep.module.replace('.', '/')}/__init__.py: REPRO.papers: "
-                    f"{pid!r} is no card id"
+                    f"notes/papers/{pid}.md: repro: missing; {rep.id!r} checks this "
+                    f"paper, so add `repro: {rep.id}`"
                 )
+    for card in kb.cards.values():
+        rid = card.meta.repro
+        if rid in reps and rid not in checkers.get(card.id, []):
+            problems.append(
+                f"notes/papers/{card.id}.md: repro: {rid!r} does not list "
+                f"{card.id!r} in its REPRO.papers; add it there or fix the card"
+            )
     try:
         from repro.graph import checks as graph_checks
 

@@ -294,9 +294,14 @@ def render_card(markdown: str, card_id: str) -> str:
 
 # --------------------------------------------------------------------------- hook events
 def on_config(config) -> Any:
+    from mkdocs.exceptions import PluginError
+
     root = Path(config["config_file_path"]).resolve().parent
     _STATE.clear()
-    _STATE.update(load_state(root))
+    try:
+        _STATE.update(load_state(root))
+    except SiteError as e:  # MkDocs prints a PluginError as one clean message, no traceback
+        raise PluginError(str(e)) from None
     return config
 
 
@@ -304,6 +309,9 @@ def on_files(files, config) -> Any:
     """Add result figures so pages can link them and strict mode can check the links."""
     from mkdocs.structure.files import File
 
+    kb = state()["kb"]
+    entries = [bibtex(c) for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
+    files.append(File.generated(config, "papers.bib", content="\n\n".join(entries) + "\n"))
     base: Path = state()["results_base"]
     if base.is_dir():
         for path in sorted(base.glob("*/*/*")):
@@ -319,7 +327,9 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if m:
         card_id = m.group(1)
         if card_id not in state()["kb"].cards:
-            raise SiteError(f"notes/{src}: page under papers/ is not a valid card")
+            from mkdocs.exceptions import PluginError
+
+            raise PluginError(f"notes/{src}: page under papers/ is not a valid card")
         return render_card(markdown, card_id)
     for marker, render in MARKERS.items():
         if marker in markdown:
@@ -365,20 +375,115 @@ def _totals_html(page) -> str:
     )
 
 
+def _timeline_md(page) -> str:
+    """Cards grouped by year, newest first, each with its collections and verdict summary."""
+    st = state()
+    kb = st["kb"]
+    years: dict[int, list] = {}
+    for card in kb.cards.values():
+        years.setdefault(card.meta.year, []).append(card)
+    prefix = "../" * page.file.src_uri.count("/")
+    out = []
+    for year in sorted(years, reverse=True):
+        out.append(f"## {year}")
+        out.append("")
+        for card in sorted(years[year], key=lambda c: c.meta.title.lower()):
+            entry = st["by_card"].get(card.id)
+            badge = ""
+            if entry and entry[2] is not None:
+                from repro.results import verdict_counts
+
+                n = verdict_counts(entry[2])
+                badge = (f" — ✔ {n['reproduced']} · ✘ {n['not reproduced']} · "
+                         f"– {n['not checked at this scale']}")
+            first = card.meta.authors[0].split()[-1]
+            more = " et al." if len(card.meta.authors) > 1 else ""
+            out.append(f"- [{esc(card.meta.title)}]({prefix}papers/{card.id}.md) "
+                       f"<small>{esc(first)}{more}</small>{badge}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _collections_md(page) -> str:
+    """The collections, each with its size, for the home page."""
+    kb = state()["kb"]
+    prefix = "../" * page.file.src_uri.count("/")
+    order = sorted(kb.collections.values(),
+                   key=lambda c: (c.meta.order if c.meta.order is not None else 99,
+                                  c.meta.date or "", c.meta.title))
+    out = []
+    for col in order:
+        rel = col.path.resolve().relative_to((state()["root"] / "notes").resolve()).as_posix()
+        when = f" ({esc(col.meta.date)})" if col.meta.date else ""
+        out.append(f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — "
+                   f"{len(col.meta.all_members())} papers")
+    return "\n".join(out) if out else "No collections yet."
+
+
+def _mini_graph_html(page) -> str:
+    try:
+        from repro.graph import draw
+    except ImportError:
+        return ""
+    fn = getattr(draw, "mini_svg", None)
+    if fn is None:
+        return ""
+    prefix = "../" * page.file.src_uri.count("/")
+    return fn(state()["kb"], lambda cid: f"{prefix}papers/{cid}/")
+
+
+def _walkthroughs_md(page) -> str:
+    root = state()["root"] / "notes" / "walkthroughs"
+    items = sorted(root.glob("*.ipynb")) if root.is_dir() else []
+    if not items:
+        return "No walkthroughs yet."
+    return "\n".join(f"- [{esc(p.stem.replace('-', ' ').title())}]({p.name})" for p in items)
+
+
 MARKERS = {
     "<!-- repro:graph -->": _graph_html,
     "<!-- repro:totals -->": _totals_html,
+    "<!-- repro:timeline -->": _timeline_md,
+    "<!-- repro:collections -->": _collections_md,
+    "<!-- repro:mini-graph -->": _mini_graph_html,
+    "<!-- repro:walkthroughs -->": _walkthroughs_md,
 }
 
 
-def on_post_build(config) -> None:
-    """Downloads beside the pages: a BibTeX file of every card, graph exports."""
-    from repro.results import atomic_write_text
+# --------------------------------------------------------------------------- math
+_MATH_INLINE = re.compile(r'<span class="arithmatex">\\\((.+?)\\\)</span>', re.S)
+_MATH_BLOCK = re.compile(r'<div class="arithmatex">\\\[(.+?)\\\]</div>', re.S)
 
+
+def render_math(html_text: str) -> str:
+    """TeX (from pymdownx.arithmatex, generic mode) to MathML at build time: no JavaScript
+    renderer and no CDN at view time; browsers draw MathML natively."""
+    if "arithmatex" not in html_text:
+        return html_text
+    from latex2mathml.converter import convert
+
+    def conv(display: bool):
+        def inner(m: re.Match) -> str:
+            tex = html.unescape(m.group(1)).strip()
+            try:
+                return convert(tex, display="block" if display else "inline")
+            except Exception:  # noqa: BLE001 - keep the TeX visible rather than fail the build
+                log.warning("could not render math %r; shown as TeX", tex[:60])
+                return f"<code>{esc(tex)}</code>"
+        return inner
+
+    html_text = _MATH_BLOCK.sub(conv(True), html_text)
+    return _MATH_INLINE.sub(conv(False), html_text)
+
+
+def on_page_content(html_text: str, page, config, files) -> str:
+    return render_math(html_text)
+
+
+def on_post_build(config) -> None:
+    """Graph exports beside the pages (node-link JSON, GraphML)."""
     site_dir = Path(config["site_dir"])
     kb = state()["kb"]
-    entries = [bibtex(c) for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
-    atomic_write_text(site_dir / "papers.bib", "\n\n".join(entries) + "\n")
     try:
         from repro.graph.build import build_graph
         from repro.graph.export import write_exports

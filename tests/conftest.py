@@ -67,7 +67,7 @@ def fake_repros(kb_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from repro import registry
 
     for name in ("fake-good", "fake-crash", "fake-hang", "fake-nan-metrics"):
-        write_card(kb_root, name, year=2021)
+        write_card(kb_root, name, year=2021, extra=f"repro: {name}\n")
     monkeypatch.setenv("REPRO_PAPERS", "fakepapers")
     monkeypatch.setenv("REPRO_ROOT", str(kb_root))
     monkeypatch.delenv("REPRO_RESULTS", raising=False)
