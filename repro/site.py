@@ -189,7 +189,7 @@ def repro_block(card_id: str) -> str:
         measured = md_cell(fmt(c.get("measured")))
         unit = c.get("unit") or ""
         if unit and c.get("measured") is not None:
-            measured = f"{measured} <small>({esc(unit)})</small>"
+            measured = f"{measured} <small>({md_cell(unit)})</small>"
         verdict = verdict_html(c.get("verdict", "?"))
         if c.get("reason") and c.get("verdict") != "reproduced":
             verdict += f"<br><small>{esc(c['reason'])}</small>"
@@ -220,11 +220,11 @@ def result_meta_line(r: dict) -> str:
     commit = (r.get("commit") or "unknown")[:10]
     status = r.get("status", "?")
     bits = [
-        f"preset **{esc(r.get('preset'))}**",
+        f"preset <strong>{esc(r.get('preset'))}</strong>",
         f"run {esc(status)}",
         f"on {esc(r.get('device_name') or r.get('device') or '?')}",
         f"{esc((r.get('started') or '?')[:10])}",
-        f"commit `{esc(commit)}`",
+        f"commit <code>{esc(commit)}</code>",
         f"{esc(r.get('duration_s', '?'))} s",
         f"seed {esc(r.get('seed'))}",
     ]
@@ -273,14 +273,10 @@ def collection_url_from_card(col) -> str:
 
 
 def neighbourhood(card_id: str) -> str:
-    try:
-        from repro.graph import draw
-    except ImportError:
-        return ""
-    fn = getattr(draw, "neighbourhood_svg", None)
-    if fn is None:
-        return ""
-    return fn(state()["kb"], card_id, lambda cid: f"../{cid}/")
+    from repro.graph import draw
+
+    fn = draw.neighbourhood_svg
+    return fn(graph(), card_id, lambda cid: f"../{cid}/")
 
 
 def render_card(markdown: str, card_id: str) -> str:
@@ -340,10 +336,20 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 def _graph_html(page) -> str:
     from repro.graph import draw
 
-    fn = getattr(draw, "full_html", None) or draw.full_svg
+    fn = draw.full_html
     depth = page.file.src_uri.count("/")
     prefix = "../" * (depth + 1)  # from the page's URL folder back to the site root
-    return fn(state()["kb"], lambda cid: f"{prefix}papers/{cid}/")
+    return fn(graph(), lambda cid: f"{prefix}papers/{cid}/")
+
+
+def graph():
+    """The citation graph, built once per site build from the same results the pages show."""
+    st = state()
+    if "graph" not in st:
+        from repro.graph.build import build_graph
+
+        st["graph"] = build_graph(st["kb"], st["results_base"])
+    return st["graph"]
 
 
 def _totals_html(page) -> str:
@@ -394,12 +400,16 @@ def _timeline_md(page) -> str:
                 from repro.results import verdict_counts
 
                 n = verdict_counts(entry[2])
-                badge = (f" — ✔ {n['reproduced']} · ✘ {n['not reproduced']} · "
-                         f"– {n['not checked at this scale']}")
+                badge = (
+                    f" — ✔ {n['reproduced']} · ✘ {n['not reproduced']} · "
+                    f"– {n['not checked at this scale']}"
+                )
             first = card.meta.authors[0].split()[-1]
             more = " et al." if len(card.meta.authors) > 1 else ""
-            out.append(f"- [{esc(card.meta.title)}]({prefix}papers/{card.id}.md) "
-                       f"<small>{esc(first)}{more}</small>{badge}")
+            out.append(
+                f"- [{esc(card.meta.title)}]({prefix}papers/{card.id}.md) "
+                f"<small>{esc(first)}{more}</small>{badge}"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -408,28 +418,30 @@ def _collections_md(page) -> str:
     """The collections, each with its size, for the home page."""
     kb = state()["kb"]
     prefix = "../" * page.file.src_uri.count("/")
-    order = sorted(kb.collections.values(),
-                   key=lambda c: (c.meta.order if c.meta.order is not None else 99,
-                                  c.meta.date or "", c.meta.title))
+    order = sorted(
+        kb.collections.values(),
+        key=lambda c: (
+            c.meta.order if c.meta.order is not None else 99,
+            c.meta.date or "",
+            c.meta.title,
+        ),
+    )
     out = []
     for col in order:
         rel = col.path.resolve().relative_to((state()["root"] / "notes").resolve()).as_posix()
         when = f" ({esc(col.meta.date)})" if col.meta.date else ""
-        out.append(f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — "
-                   f"{len(col.meta.all_members())} papers")
+        out.append(
+            f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {len(col.meta.all_members())} papers"
+        )
     return "\n".join(out) if out else "No collections yet."
 
 
 def _mini_graph_html(page) -> str:
-    try:
-        from repro.graph import draw
-    except ImportError:
-        return ""
-    fn = getattr(draw, "mini_svg", None)
-    if fn is None:
-        return ""
+    from repro.graph import draw
+
+    fn = draw.mini_svg
     prefix = "../" * page.file.src_uri.count("/")
-    return fn(state()["kb"], lambda cid: f"{prefix}papers/{cid}/")
+    return fn(graph(), lambda cid: f"{prefix}papers/{cid}/")
 
 
 def _walkthroughs_md(page) -> str:
@@ -470,6 +482,7 @@ def render_math(html_text: str) -> str:
             except Exception:  # noqa: BLE001 - keep the TeX visible rather than fail the build
                 log.warning("could not render math %r; shown as TeX", tex[:60])
                 return f"<code>{esc(tex)}</code>"
+
         return inner
 
     html_text = _MATH_BLOCK.sub(conv(True), html_text)
@@ -482,11 +495,6 @@ def on_page_content(html_text: str, page, config, files) -> str:
 
 def on_post_build(config) -> None:
     """Graph exports beside the pages (node-link JSON, GraphML)."""
-    site_dir = Path(config["site_dir"])
-    kb = state()["kb"]
-    try:
-        from repro.graph.build import build_graph
-        from repro.graph.export import write_exports
-    except ImportError:
-        return
-    write_exports(build_graph(kb, state()["results_base"]), site_dir / "graph")
+    from repro.graph.export import write_exports
+
+    write_exports(graph(), Path(config["site_dir"]) / "graph")
