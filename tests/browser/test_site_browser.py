@@ -35,11 +35,18 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
-                          cwd=REPO, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    """Serve ``$REPRO_SITE_DIR`` if set (an already built site), else build one now."""
+    prebuilt = os.environ.get("REPRO_SITE_DIR")
+    if prebuilt:
+        out = Path(prebuilt)
+        assert (out / "index.html").exists(), f"REPRO_SITE_DIR={prebuilt} holds no built site"
+    else:
+        out = tmp_path_factory.mktemp("site")
+        env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
+            cwd=REPO, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr[-4000:]
     handler = functools.partial(_Quiet, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -125,7 +132,8 @@ def test_card_with_reproduction_shows_claim_table(visit):
 def test_flash_attention_card(visit):
     page = visit.go("/papers/flash-attention/")
     assert "FlashAttention" in page.locator("h1").first.inner_text()
-    assert page.locator("text=What we measured").count() == 1
+    assert page.locator("h2", has_text="What we measured").count() == 1
+    assert page.locator("table", has_text="we measured").count() >= 1
     shot(page, "card-flash-attention")
 
 
@@ -140,11 +148,15 @@ def test_graph_node_click_lands_on_card(visit):
 
 def test_search_finds_flash_attention(visit):
     page = visit.go("/")
-    page.locator("label.md-search__icon, .md-search__input").first.click()
-    page.locator("input.md-search__input").fill("flash")
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.press_sequentially("flash", delay=30)  # Material searches on key events
     result = page.locator(".md-search-result__item", has_text="FlashAttention").first
     result.wait_for(timeout=15000)
     assert result.is_visible()
+    result.click()
+    page.wait_for_load_state("networkidle")
+    assert "/papers/flash-attention/" in page.url
 
 
 def test_tags_page_lists_tags(visit):
