@@ -21,3 +21,7 @@ def on_post_build(config):
 
 def on_page_content(html, page, config, files):
     return site.on_page_content(html, page, config, files)
+
+
+def on_nav(nav, config, files):
+    return site.on_nav(nav, config, files)

@@ -498,3 +498,48 @@ def on_post_build(config) -> None:
     from repro.graph.export import write_exports
 
     write_exports(graph(), Path(config["site_dir"]) / "graph")
+
+
+def on_nav(nav, config, files) -> Any:
+    """Readable navigation: papers by year then title (the file names are ids), collections in
+    their declared order, and the top level in reading order."""
+    st = state()
+    kb = st["kb"]
+    top_order = ["Transformer papers, re-measured", "Collections", "Papers", "Citation graph",
+                 "Timeline", "Tags", "Walkthroughs", "Contributing"]
+
+    def page_id(item) -> str | None:
+        f = getattr(item, "file", None)
+        return f.src_uri if f is not None else None
+
+    col_by_uri = {c.path.resolve().relative_to((st["root"] / "notes").resolve()).as_posix(): c
+                  for c in kb.collections.values()}
+
+    def col_key(item):
+        col = col_by_uri.get(page_id(item) or "")
+        if col is not None:
+            return (0, col.meta.order if col.meta.order is not None else 99, col.meta.date or "")
+        if getattr(item, "is_section", False):
+            return (0, 50, str(item.title))
+        return (1, 0, str(item.title))
+
+    for item in nav.items:
+        if getattr(item, "is_section", False) and item.title == "Papers":
+            def paper_key(child):
+                uri = page_id(child) or ""
+                card = kb.cards.get(Path(uri).stem)
+                return (card.meta.year, card.meta.title.lower()) if card else (9999, uri)
+
+            item.children.sort(key=paper_key)
+        if getattr(item, "is_section", False) and item.title == "Collections":
+            item.children.sort(key=col_key)
+            for child in item.children:
+                if getattr(child, "is_section", False):
+                    child.children.sort(key=col_key)
+
+    def top_key(item):
+        title = str(item.title)
+        return top_order.index(title) if title in top_order else len(top_order)
+
+    nav.items.sort(key=top_key)
+    return nav
