@@ -279,20 +279,29 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def load_card_file(path: Path, root: Path) -> tuple[Card | None, list[Problem]]:
-    """Parse and validate one card on its own (no cross-card checks). Never raises."""
+def _validated(path: Path, root: Path, model: type[BaseModel]):
+    """Read, split, parse and validate one file against ``model``. Never raises.
+
+    Returns (meta or None, body, body line, key lines, problems).
+    """
     rel = _rel(path, root)
     text, problems = _read(path, root)
     if text is None:
-        return None, problems
+        return None, "", 0, {}, problems
     data, body, body_line, lines, problems = parse_front(text, rel)
     if data is None:
-        return None, problems
+        return None, body, body_line, lines, problems
     try:
-        meta = CardMeta.model_validate(data)
+        meta = model.model_validate(data)
     except ValidationError as e:
-        return None, _pydantic_problems(e, rel, lines, list(CardMeta.model_fields))
-    problems = []
+        return (
+            None,
+            body,
+            body_line,
+            lines,
+            _pydantic_problems(e, rel, lines, list(model.model_fields)),
+        )
+    problems = _unsafe_html(body, body_line, rel)
     if meta.id != path.stem:
         problems.append(
             Problem(
@@ -303,46 +312,35 @@ def load_card_file(path: Path, root: Path) -> tuple[Card | None, list[Problem]]:
                 f"{meta.id}.md or set id: {path.stem}",
             )
         )
+    return meta, body, body_line, lines, problems
+
+
+def load_card_file(path: Path, root: Path) -> tuple[Card | None, list[Problem]]:
+    """Parse and validate one card on its own (no cross-card checks). Never raises."""
+    meta, body, body_line, lines, problems = _validated(path, root, CardMeta)
+    if meta is None:
+        return None, problems
     if meta.arxiv is None and meta.url is None:
         problems.append(
             Problem(
-                rel,
+                _rel(path, root),
                 0,
                 "arxiv",
                 "a card needs `arxiv:` (the paper's arXiv id) or `url:` where "
                 "the paper is not on arXiv",
             )
         )
-    problems += _unsafe_html(body, body_line, rel)
     return Card(meta, path, body, body_line, lines), problems
 
 
 def load_collection_file(path: Path, root: Path) -> tuple[Collection | None, list[Problem]]:
-    rel = _rel(path, root)
-    text, problems = _read(path, root)
-    if text is None:
+    meta, body, _body_line, lines, problems = _validated(path, root, CollectionMeta)
+    if meta is None:
         return None, problems
-    data, body, body_line, lines, problems = parse_front(text, rel)
-    if data is None:
-        return None, problems
-    try:
-        meta = CollectionMeta.model_validate(data)
-    except ValidationError as e:
-        return None, _pydantic_problems(e, rel, lines, list(CollectionMeta.model_fields))
-    problems = _unsafe_html(body, body_line, rel)
-    if meta.id != path.stem:
-        problems.append(
-            Problem(
-                rel,
-                lines.get("id", 0),
-                "id",
-                f"{meta.id!r} differs from the file name {path.stem!r}",
-            )
-        )
     if not meta.all_members():
         problems.append(
             Problem(
-                rel,
+                _rel(path, root),
                 0,
                 "members",
                 "a collection lists at least one card id in `members:` or `sections:`",

@@ -97,8 +97,10 @@ def test_list_and_show(fake_repros, capsys):
     assert rows["fake-good"]["reproduction"] == "fake-good"
     assert rows["fake-good"]["verdicts"]["reproduced"] == 2
     assert rows["bert"]["reproduction"] is None
-    code, out, _ = run_cli(["show", "fake-good"], capsys)
-    assert code == 0 and "the value is at least one" in out
+    code, out, _ = run_cli(["show", "fake-good", "--json"], capsys)
+    shown = json.loads(out)
+    assert code == 0 and shown["reproduction"] == "fake-good"
+    assert shown["results"]["quick"]["claims"][0]["statement"] == "the value is at least one"
 
 
 def test_show_unknown(fake_repros, capsys):

@@ -1,39 +1,4 @@
-from dataclasses import dataclass
+from fakepapers._decl import declare
 
-from repro.claims import AtLeast, AtMost, Claim, Reproduction
-
-
-@dataclass(frozen=True)
-class Config:
-    steps: int = 3
-    scale: float = 1.0
-    label: str = "x"
-    flag: bool = False
-
-
-REPRO = Reproduction(
-    id="fake-hang",
-    papers=("fake-hang",),
-    title="fake reproduction: hang",
-    config=Config,
-    presets={"quick": {}, "full": {"steps": 10}},
-    claims=(
-        Claim(
-            id="value",
-            statement="the value is at least one",
-            source="§1",
-            paper_value="1",
-            metric="value",
-            rule=AtLeast(1.0),
-        ),
-        Claim(
-            id="small",
-            statement="the error is small",
-            source="Table 1",
-            paper_value="0",
-            metric="error",
-            rule=AtMost(0.1),
-        ),
-    ),
-    timeout_s=30,
-)
+# The runner must stop it: it sleeps far longer than this.
+REPRO = declare("fake-hang", timeout_s=10)
