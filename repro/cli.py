@@ -40,7 +40,7 @@ def _err(msg: str) -> int:
 
 
 def _split_overrides(extra: list[str]) -> tuple[dict[str, str], list[str]]:
-    """``--key=value`` or ``--key value`` pairs left over by argparse."""
+    """``--key=value``, ``--key value`` or bare ``--flag`` (= true) left over by argparse."""
     out: dict[str, str] = {}
     bad: list[str] = []
     i = 0
@@ -52,6 +52,10 @@ def _split_overrides(extra: list[str]) -> tuple[dict[str, str], list[str]]:
         elif tok.startswith("--") and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
             out[tok[2:]] = extra[i + 1]
             i += 1
+        elif tok.startswith("--") and len(tok) > 2:
+            # a bare flag (``--resume``) switches a bool field on; the config type check
+            # still rejects it, with the field's name, if the field is not a bool
+            out[tok[2:]] = "true"
         else:
             bad.append(tok)
         i += 1

@@ -505,15 +505,25 @@ def on_nav(nav, config, files) -> Any:
     their declared order, and the top level in reading order."""
     st = state()
     kb = st["kb"]
-    top_order = ["Transformer papers, re-measured", "Collections", "Papers", "Citation graph",
-                 "Timeline", "Tags", "Walkthroughs", "Contributing"]
+    top_order = [
+        "Transformer papers, re-measured",
+        "Collections",
+        "Papers",
+        "Citation graph",
+        "Timeline",
+        "Tags",
+        "Walkthroughs",
+        "Contributing",
+    ]
 
     def page_id(item) -> str | None:
         f = getattr(item, "file", None)
         return f.src_uri if f is not None else None
 
-    col_by_uri = {c.path.resolve().relative_to((st["root"] / "notes").resolve()).as_posix(): c
-                  for c in kb.collections.values()}
+    col_by_uri = {
+        c.path.resolve().relative_to((st["root"] / "notes").resolve()).as_posix(): c
+        for c in kb.collections.values()
+    }
 
     def col_key(item):
         col = col_by_uri.get(page_id(item) or "")
@@ -525,6 +535,7 @@ def on_nav(nav, config, files) -> Any:
 
     for item in nav.items:
         if getattr(item, "is_section", False) and item.title == "Papers":
+
             def paper_key(child):
                 uri = page_id(child) or ""
                 card = kb.cards.get(Path(uri).stem)

@@ -53,6 +53,13 @@ def test_badly_typed_value(fake_repros, capsys):
     assert "--flag=maybe: expected a boolean" in err
 
 
+def test_bare_flag_means_true(fake_repros, capsys):
+    code, out, _ = run_cli(["run", "fake-good", "--dry-run", "--flag", "--steps", "5"], capsys)
+    assert code == 0 and "--flag=True" in out and "--steps=5" in out
+    code, _, err = run_cli(["fake-good", "--dry-run", "--steps"], capsys)
+    assert code == 2 and "--steps=true: expected an integer" in err
+
+
 def test_unknown_preset(fake_repros, capsys):
     code, _, err = run_cli(["fake-good", "--preset", "huge"], capsys)
     assert code == 2 and "unknown preset 'huge'" in err and "full, quick" in err

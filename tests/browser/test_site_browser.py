@@ -24,7 +24,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)"
+    ),
 ]
 
 
@@ -45,7 +47,11 @@ def site_url(tmp_path_factory):
         env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
         proc = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
-            cwd=REPO, capture_output=True, text=True, env=env)
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr[-4000:]
     handler = functools.partial(_Quiet, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -60,9 +66,19 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -85,8 +101,11 @@ class Visit:
         return self.page
 
     def external(self) -> list[str]:
-        return [u for u in self.requests
-                if not u.startswith(self.base) and not u.startswith(("data:", "blob:", "about:"))]
+        return [
+            u
+            for u in self.requests
+            if not u.startswith(self.base) and not u.startswith(("data:", "blob:", "about:"))
+        ]
 
     def close(self):
         self.context.close()
@@ -111,8 +130,11 @@ def test_home_shows_totals_and_collections(visit):
     totals = page.locator(".totals").inner_text()
     assert "paper cards" in totals and "claims measured" in totals
     assert "reproduced" in totals
-    assert page.locator("a", has_text="19 landmark").count() + page.locator(
-        "a", has_text="Landmark").count() >= 1
+    assert (
+        page.locator("a", has_text="19 landmark").count()
+        + page.locator("a", has_text="Landmark").count()
+        >= 1
+    )
     shot(page, "home")
 
 
