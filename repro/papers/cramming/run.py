@@ -1,0 +1,278 @@
+"""The Cramming reproduction: both recipes under one budget, then fine-tuning and throughput.
+
+Order of work (each step's numbers go into ``ctx.metrics`` as soon as they exist):
+
+1. corpus → document split → WordPiece tokenizer (cached) → packed 128-token sequences;
+2. for every seed, pretrain the crammed and the original recipe for the same budget and
+   evaluate both on the same held-out sequences with the same masks;
+3. fine-tune every crammed checkpoint and a randomly initialised twin on the genre task;
+4. time training steps of our crammed encoder and of Hugging Face's BertForMaskedLM side by side.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+
+from repro.context import RunContext
+from repro.papers.cramming.data import (
+    GENRE_GROUPS,
+    balanced_subset,
+    encode_documents,
+    genre_passages,
+    load_corpus,
+    pack_documents,
+)
+from repro.papers.cramming.evaluate import FinetuneSettings, evaluate_mlm, finetune, unigram_loss
+from repro.papers.cramming.model import MODEL_SIZES, model_config
+from repro.papers.cramming.recipes import RECIPES, parse_budget
+from repro.papers.cramming.train import TrainSettings, pretrain
+
+
+def gap_over_spread(high: list[float], low: list[float], floor: float) -> float:
+    """(mean(high) − mean(low)) / max(range(high), range(low), floor): ≥ 1 when the gap between
+    the two groups is larger than the seed-to-seed range within either."""
+    spread = max(max(high) - min(high), max(low) - min(low), floor)
+    return (statistics.mean(high) - statistics.mean(low)) / spread
+
+
+def checkpoint_dir(cfg) -> Path:
+    from repro.paths import cache_dir
+
+    return (
+        Path(cfg.checkpoint_dir).expanduser()
+        if cfg.checkpoint_dir
+        else cache_dir() / "cramming" / "checkpoints"
+    )
+
+
+def plot(runs: dict, finetuned: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
+    colors = {"crammed": "tab:blue", "original": "tab:red"}
+    for r in runs.values():
+        h = r["history"]
+        a.plot(
+            [x["elapsed"] for x in h],
+            [x["loss"] for x in h],
+            color=colors[r["recipe"]],
+            alpha=0.8,
+            lw=1,
+            label=f"{r['recipe']} (seed {r['seed']})",
+        )
+        if r["seed"] == min(x["seed"] for x in runs.values()):
+            b.plot(
+                [x["t"] for x in h],
+                [x["lr"] / RECIPES[r["recipe"]].lr for x in h],
+                color=colors[r["recipe"]],
+                label=f"{r['recipe']}: lr / peak",
+            )
+            full = max(x["batch"] for x in h)
+            b.plot(
+                [x["t"] for x in h],
+                [x["batch"] / full for x in h],
+                color=colors[r["recipe"]],
+                ls=":",
+                label=f"{r['recipe']}: batch / full",
+            )
+    a.set_xlabel("seconds of budget")
+    a.set_ylabel("training MLM loss")
+    a.set_title("pretraining at equal budget")
+    a.legend(fontsize=7)
+    b.set_xlabel("elapsed fraction of the budget t")
+    b.set_title("schedules follow the budget")
+    b.legend(fontsize=7)
+    names = list(finetuned)
+    vals = [finetuned[n] for n in names]
+    for i, (n, v) in enumerate(zip(names, vals)):
+        c.scatter([i] * len(v), v, color="tab:blue" if n == "pretrained" else "tab:gray", zorder=3)
+        c.hlines(statistics.mean(v), i - 0.2, i + 0.2, color="k")
+    c.axhline(1 / len(GENRE_GROUPS), color="k", ls=":", lw=1, label="chance")
+    c.set_xticks(range(len(names)), names)
+    c.set_xlim(-0.6, len(names) - 0.4)
+    c.set_ylabel("balanced accuracy (held-out documents)")
+    c.set_title("genre of a Brown passage")
+    c.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    budget_s = parse_budget(cfg.budget)
+    device = ctx.device
+    corpus = load_corpus(cfg.corpus, vocab_size=cfg.vocab_size)
+    enc_train = encode_documents(corpus.tokenizer, corpus.train_docs)
+    enc_val = encode_documents(corpus.tokenizer, corpus.val_docs)
+    train_seqs = pack_documents(enc_train, cfg.seq_len)
+    val_seqs = pack_documents(enc_val, cfg.seq_len)[: cfg.eval_sequences]
+    dims = dict(MODEL_SIZES[cfg.model], vocab_size=corpus.vocab_size, max_seq=cfg.seq_len)
+    ctx.metrics.update(
+        corpus=cfg.corpus,
+        train_documents=len(corpus.train_docs),
+        heldout_documents=len(corpus.val_docs),
+        vocab_size=corpus.vocab_size,
+        train_sequences=len(train_seqs),
+        eval_sequences=len(val_seqs),
+        model_dims=dims,
+        budget_s=budget_s,
+        clock=cfg.clock,
+        # context for the losses below: what token frequencies alone achieve
+        heldout_unigram_loss=unigram_loss(train_seqs, val_seqs, corpus.vocab_size),
+    )
+    ckdir = checkpoint_dir(cfg)
+    runs: dict[str, dict] = {}
+    encoders: dict[int, dict] = {}
+    for seed in cfg.seeds:
+        for name in ("crammed", "original"):
+            recipe = RECIPES[name]
+            mcfg = model_config(
+                cfg.model, **{**dims, **recipe.model_overrides()}, attention=cfg.attention
+            )
+            settings = TrainSettings(
+                budget_s=budget_s,
+                max_steps=cfg.max_steps,
+                clock=cfg.clock,
+                batch_size=cfg.batch_size,
+                micro_batch=cfg.micro_batch,
+                seed=seed,
+                device=device,
+                compile=cfg.compile,
+                resume=cfg.resume,
+                show_progress=ctx.show_progress,
+                log=ctx.log,
+                checkpoint_path=(
+                    ckdir / f"{cfg.model}-v{corpus.vocab_size}-{name}-seed{seed}.pt"
+                    if cfg.checkpoint
+                    else None
+                ),
+            )
+            res = pretrain(mcfg, recipe, train_seqs, settings, desc=f"{name} seed {seed}")
+            loss, acc = evaluate_mlm(res.model, val_seqs, device=device)
+            key = f"{name}_seed{seed}"
+            runs[key] = {"recipe": name, "seed": seed, "history": res.history}
+            ctx.metrics.setdefault("pretraining", {})[key] = {
+                "heldout_mlm_loss": loss,
+                "heldout_mlm_accuracy": acc,
+                "steps": res.steps,
+                "tokens": res.tokens,
+                "seconds": res.elapsed_s,
+                "tokens_per_s": res.tokens_per_s,
+                "epochs": res.sequences / len(train_seqs),
+                "params": sum(p.numel() for p in res.model.parameters()),
+            }
+            ctx.log(
+                f"{key}: {res.steps} steps, {res.tokens_per_s:,.0f} tok/s, held-out loss {loss:.3f}, "
+                f"accuracy {acc:.3f}"
+            )
+            if name == "crammed":
+                encoders[seed] = {
+                    k: v.detach().cpu().clone() for k, v in res.model.encoder.state_dict().items()
+                }
+            del res
+
+    pre = ctx.metrics["pretraining"]
+    losses = {
+        n: [pre[f"{n}_seed{s}"]["heldout_mlm_loss"] for s in cfg.seeds]
+        for n in ("crammed", "original")
+    }
+    ctx.metrics.update(
+        heldout_loss_crammed=statistics.mean(losses["crammed"]),
+        heldout_loss_original=statistics.mean(losses["original"]),
+        tokens_per_s_crammed=statistics.mean(
+            pre[f"crammed_seed{s}"]["tokens_per_s"] for s in cfg.seeds
+        ),
+        tokens_per_s_original=statistics.mean(
+            pre[f"original_seed{s}"]["tokens_per_s"] for s in cfg.seeds
+        ),
+    )
+    if len(cfg.seeds) >= 2:
+        gap = gap_over_spread(losses["original"], losses["crammed"], floor=0.01)
+        ctx.metrics["mlm_gap_over_spread"] = gap
+        at_paper_scale = cfg.model == "paper" and device.startswith("cuda")
+        if at_paper_scale:
+            ctx.metrics["paper_scale_gap_over_spread"] = gap
+        else:
+            ctx.skip(
+                "paper-scale-gpu", "measured only with --model=paper on a GPU (the full preset)"
+            )
+    else:
+        ctx.skip("crammed-beats-original", "needs two or more seeds for a spread")
+        ctx.skip("paper-scale-gpu", "needs two or more seeds for a spread")
+
+    # ---- downstream: genre of held-out passages
+    finetuned: dict[str, list[float]] = {}
+    if cfg.corpus != "brown":
+        ctx.skip("pretraining-helps-downstream", "the genre task needs the Brown corpus's labels")
+    else:
+        gx, gy = genre_passages(enc_train, corpus.train_docs, cfg.seq_len)
+        hx, hy = genre_passages(enc_val, corpus.val_docs, cfg.seq_len)
+        g = torch.Generator().manual_seed(0)
+        train = balanced_subset(gx, gy, cfg.finetune_per_class, g)
+        test = balanced_subset(hx, hy, cfg.finetune_test_per_class, g)
+        ctx.metrics["downstream_data"] = {
+            "classes": list(GENRE_GROUPS),
+            "train_passages": len(train[0]),
+            "test_passages": len(test[0]),
+            "test_per_class": torch.bincount(test[1]).tolist(),
+        }
+        rows: dict[str, dict] = {}
+        for seed in cfg.seeds:
+            mcfg = model_config(cfg.model, **{**dims, **RECIPES["crammed"].model_overrides()})
+            fs = FinetuneSettings(
+                epochs=cfg.finetune_epochs,
+                batch=cfg.finetune_batch,
+                lr=cfg.finetune_lr,
+                seed=seed,
+                device=device,
+            )
+            for init, state in (("pretrained", encoders[seed]), ("random init", None)):
+                out = finetune(mcfg, state, train, test, len(GENRE_GROUPS), fs)
+                rows[f"{init} seed{seed}"] = out
+                finetuned.setdefault(init, []).append(out["balanced_accuracy"])
+                ctx.log(
+                    f"fine-tune {init} seed {seed}: balanced accuracy {out['balanced_accuracy']:.3f}"
+                )
+        ctx.metrics["finetune"] = rows
+        ctx.metrics.update(
+            downstream_accuracy_pretrained=statistics.mean(finetuned["pretrained"]),
+            downstream_accuracy_random=statistics.mean(finetuned["random init"]),
+        )
+        if len(cfg.seeds) >= 2:
+            ctx.metrics["downstream_gap_over_spread"] = gap_over_spread(
+                finetuned["pretrained"], finetuned["random init"], floor=0.01
+            )
+        else:
+            ctx.skip("pretraining-helps-downstream", "needs two or more seeds for a spread")
+
+    # ---- throughput against Hugging Face BERT of the same size
+    try:
+        from repro.papers.cramming.bench import measure
+
+        tp = measure(
+            {k: dims[k] for k in ("hidden", "layers", "heads", "ffn", "max_seq", "vocab_size")},
+            data=train_seqs,
+            micro_batch=cfg.micro_batch,
+            steps=cfg.throughput_steps,
+            rounds=cfg.throughput_rounds,
+            device=device,
+            include_original=False,
+        )
+    except ImportError as e:
+        ctx.skip("throughput-vs-hf-bert", f"transformers is not installed: {e}")
+    else:
+        ctx.metrics["throughput"] = tp
+        if "HF BertForMaskedLM" in tp:
+            ctx.metrics["throughput_ratio_vs_hf"] = tp["ours (crammed)"]["ratio_vs_hf"]
+        else:
+            ctx.skip("throughput-vs-hf-bert", "transformers is not installed")
+
+    if finetuned:
+        plot(runs, finetuned, ctx.figure_path("cramming.png"))
+    return {}
