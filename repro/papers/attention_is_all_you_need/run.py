@@ -8,16 +8,8 @@ import torch
 
 from repro.context import RunContext
 
-
-def sinusoidal_encoding(positions: int, d_model: int) -> torch.Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d))  (§3.5)."""
-    pos = torch.arange(positions, dtype=torch.float64)[:, None]             # (P, 1)
-    inv_freq = torch.pow(10000.0, -torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    angles = pos * inv_freq                                                  # (P, d/2)
-    pe = torch.empty(positions, d_model, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(angles)
-    pe[:, 1::2] = torch.cos(angles)
-    return pe
+from .model import MultiHeadAttention, Seq2SeqConfig, Transformer, sinusoidal_encoding
+from .tasks import FIRST_SYMBOL, exact_match, loss_fn, lr_at, make_batch, sources
 
 
 def dot_product_stats(d_k: int, samples: int, seq_len: int, rows: int, gen: torch.Generator):
@@ -28,7 +20,7 @@ def dot_product_stats(d_k: int, samples: int, seq_len: int, rows: int, gen: torc
     var, var_scaled = dots.var().item(), (dots / math.sqrt(d_k)).var().item()
     qs = torch.randn(rows, 1, d_k, generator=gen)
     ks = torch.randn(rows, seq_len, d_k, generator=gen)
-    logits = (qs * ks).sum(-1)                                               # (rows, seq_len)
+    logits = (qs * ks).sum(-1)  # (rows, seq_len)
     p_max_raw = logits.softmax(-1).amax(-1).mean().item()
     p_max_scaled = (logits / math.sqrt(d_k)).softmax(-1).amax(-1).mean().item()
     return var, var_scaled, p_max_raw, p_max_scaled
@@ -46,7 +38,7 @@ def relative_position_residual(pe: torch.Tensor, offset: int) -> float:
     it extrapolates badly to the rest, although an exact M_k (a rotation per frequency) exists.
     """
     x, y = pe[:-offset], pe[offset:]
-    m = torch.linalg.lstsq(x, y, driver="gelsd").solution                 # (d, d)
+    m = torch.linalg.lstsq(x, y, driver="gelsd").solution  # (d, d)
     return (torch.linalg.norm(x @ m - y) / torch.linalg.norm(y)).item()
 
 
@@ -72,6 +64,127 @@ def plot(dims, var, var_scaled, pmax_raw, pmax_scaled, path) -> None:
     b.legend()
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)
+
+
+def copy_into_torch(ours: MultiHeadAttention, theirs: torch.nn.MultiheadAttention) -> None:
+    """Give torch's module our weights: its in_proj stacks W^Q, W^K, W^V row-wise."""
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        theirs.out_proj.weight.copy_(ours.w_o.weight)
+        theirs.out_proj.bias.copy_(ours.w_o.bias)
+
+
+def mha_difference(trials: int, gen: torch.Generator) -> tuple[float, float]:
+    """Largest |ours − torch| over outputs and over per-head attention weights, float64, for
+    random widths, head counts, lengths, causal self-attention and padded cross-attention."""
+    worst_out = worst_w = 0.0
+    for i in range(trials):
+        n_head = [1, 2, 4, 8][i % 4]
+        d = n_head * int(torch.randint(2, 17, (1,), generator=gen))
+        B = int(torch.randint(1, 5, (1,), generator=gen))
+        Tq, Tk = (int(t) for t in torch.randint(1, 24, (2,), generator=gen))
+        ours = MultiHeadAttention(d, n_head).double()
+        for p in ours.parameters():  # non-zero biases so a mis-wired bias shows
+            torch.nn.init.normal_(p, 0.0, 0.5, generator=gen)
+        theirs = torch.nn.MultiheadAttention(d, n_head, batch_first=True, dtype=torch.float64)
+        copy_into_torch(ours, theirs)
+        if i % 2 == 0:  # decoder self-attention: True above the diagonal = may not attend
+            x = torch.randn(B, Tq, d, generator=gen, dtype=torch.float64)
+            mask = torch.ones(Tq, Tq, dtype=torch.bool).triu(1)
+            y1, w1 = ours(x, x, x, attn_mask=mask, return_weights=True)
+            y2, w2 = theirs(x, x, x, attn_mask=mask, average_attn_weights=False)
+        else:  # cross-attention over padded keys; every row keeps at least one key
+            q = torch.randn(B, Tq, d, generator=gen, dtype=torch.float64)
+            kv = torch.randn(B, Tk, d, generator=gen, dtype=torch.float64)
+            keep = torch.randint(1, Tk + 1, (B,), generator=gen)
+            pad = torch.arange(Tk)[None] >= keep[:, None]
+            y1, w1 = ours(q, kv, kv, key_padding_mask=pad, return_weights=True)
+            y2, w2 = theirs(q, kv, kv, key_padding_mask=pad, average_attn_weights=False)
+        worst_out = max(worst_out, (y1 - y2).abs().max().item())
+        worst_w = max(worst_w, (w1 - w2).abs().max().item())
+    return worst_out, worst_w
+
+
+def train_task(cfg, task: str, ctx: RunContext, gen: torch.Generator) -> dict:
+    """Train one model on one task; return its held-out accuracy, curve and an example."""
+    ev_src, ev_tgt = make_batch(
+        task, cfg.eval_sequences, cfg.min_len, cfg.max_len, cfg.n_symbols, gen
+    )
+    held_out = sources(ev_src)
+    model = Transformer(
+        Seq2SeqConfig(
+            vocab_size=FIRST_SYMBOL + cfg.n_symbols,
+            d_model=cfg.model_dim,
+            n_head=cfg.n_head,
+            d_ff=cfg.d_ff,
+            n_layer=cfg.n_layer,
+            max_len=cfg.max_len + 2,
+        )
+    )
+    # §5.3: Adam with β2 = 0.98, ε = 1e-9; the learning rate comes from the schedule
+    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    losses = []
+    for step in ctx.progress(range(1, cfg.steps + 1), desc=f"train {task}"):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.steps, cfg.model_dim, cfg.warmup, cfg.lr_scale, cfg.cooldown)
+        src, tgt = make_batch(
+            task, cfg.batch, cfg.min_len, cfg.max_len, cfg.n_symbols, gen, exclude=held_out
+        )
+        loss = loss_fn(model, src, tgt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    seq_acc, tok_acc = exact_match(model, ev_src, ev_tgt)
+    # cross-attention of the last decoder layer on one held-out example, for the figure
+    model.eval()
+    with torch.no_grad():
+        src, tgt = ev_src[:1], ev_tgt[:1]
+        n = int((src != 0).sum())
+        memory, pad = model.encode(src[:, :n])
+        layer = model.decoder[-1]
+        y = model._embed(tgt[:, : n + 1])
+        causal = torch.ones(n + 1, n + 1, dtype=torch.bool).triu(1)
+        for earlier in model.decoder[:-1]:
+            y = earlier(y, memory, causal, pad)
+        y = layer.ln1(y + layer.self_attn(y, y, y, attn_mask=causal))
+        _, w = layer.cross_attn(y, memory, memory, key_padding_mask=pad, return_weights=True)
+    return {
+        "exact_match": seq_acc,
+        "token_accuracy": tok_acc,
+        "losses": losses,
+        "example_src": src[0, :n].tolist(),
+        "example_tgt": tgt[0, 1 : n + 1].tolist(),
+        # mean over heads; row j is the position fed output j-1 (BOS for j = 0), which
+        # predicts output j
+        "cross_attention": w[0].mean(0)[:n].tolist(),
+    }
+
+
+def plot_tasks(results: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(results)
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n + 0.6, 6.6), squeeze=False)
+    for j, (task, r) in enumerate(results.items()):
+        a, b = axes[0, j], axes[1, j]
+        a.semilogy(r["losses"], lw=0.8)
+        a.set_title(f"{task}: {r['exact_match']:.1%} exact")
+        a.set_xlabel("step")
+        a.set_ylabel("training loss (nats/token)")
+        b.imshow(r["cross_attention"], cmap="Blues", vmin=0, vmax=1)
+        b.set_xticks(range(len(r["example_src"])), [s - FIRST_SYMBOL for s in r["example_src"]])
+        b.set_yticks(range(len(r["example_tgt"])), [s - FIRST_SYMBOL for s in r["example_tgt"]])
+        b.set_xlabel("source symbol")
+        b.set_ylabel("output symbol")
+        b.set_title("cross-attention (last layer, head mean)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
@@ -101,4 +214,20 @@ def main(cfg, ctx: RunContext) -> dict:
     pe = sinusoidal_encoding(cfg.positions, cfg.d_model)
     residuals = {str(k): relative_position_residual(pe, k) for k in cfg.offsets}
     ctx.metrics.update(relative_residuals=residuals, max_relative_residual=max(residuals.values()))
+
+    diff_out, diff_w = mha_difference(cfg.mha_trials, gen)
+    ctx.metrics.update(
+        mha_max_abs_diff_output=diff_out,
+        mha_max_abs_diff_weights=diff_w,
+        mha_max_abs_diff=max(diff_out, diff_w),
+    )
+
+    results = {}
+    for task in cfg.tasks:
+        results[task] = train_task(cfg, task, ctx, gen)
+        ctx.metrics.setdefault("exact_match", {})[task] = results[task]["exact_match"]
+        ctx.metrics.setdefault("token_accuracy", {})[task] = results[task]["token_accuracy"]
+        ctx.metrics.setdefault("final_train_loss", {})[task] = results[task]["losses"][-1]
+    ctx.metrics["min_exact_match"] = min(ctx.metrics["exact_match"].values())
+    plot_tasks(results, ctx.figure_path("seq2seq.png"))
     return {}

@@ -1,0 +1,301 @@
+"""Chinchilla: the published fit's optimum for Gopher's budget, and a tiny IsoFLOP sweep.
+See __init__.py for the claims."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from repro.common.data import lm_token_streams, random_windows
+from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate
+from repro.context import RunContext
+from repro.papers.chinchilla.scaling import (
+    PUBLISHED_FIT,
+    fit_power_law,
+    optimal_allocation,
+    optimal_allocation_numeric,
+    parametric_loss,
+    rounding_range,
+    valley,
+)
+
+GOPHER_FLOPS = 5.76e23  # Table 3: the budget of Gopher (and of the 67B row)
+GOPHER = (280e9, 300e9)  # parameters, tokens (Gopher paper, Table 1)
+CHINCHILLA = (70e9, 1.4e12)  # §4.1
+
+
+# --------------------------------------------------------------------------- part (a)
+def published_fit_analysis() -> dict:
+    n, d, a, b = optimal_allocation(GOPHER_FLOPS, **PUBLISHED_FIT)
+    n_num, d_num = optimal_allocation_numeric(GOPHER_FLOPS, **PUBLISHED_FIT)
+    box = rounding_range(GOPHER_FLOPS)
+    loss_gopher = parametric_loss(*GOPHER, **PUBLISHED_FIT)
+    loss_chinchilla = parametric_loss(*CHINCHILLA, **PUBLISHED_FIT)
+    return {
+        "fit_a": a,
+        "fit_b": b,
+        "fit_a_rounding_range": list(box["a"]),
+        "gopher_budget_n_opt": n,
+        "gopher_budget_d_opt": d,
+        "gopher_budget_tokens_per_param": d / n,
+        "gopher_budget_n_opt_rounding_range": list(box["n_opt"]),
+        "gopher_budget_d_opt_rounding_range": list(box["d_opt"]),
+        "closed_form_vs_numeric_rel_err": abs(n_num / n - 1),
+        "fit_loss_gopher": loss_gopher,
+        "fit_loss_chinchilla": loss_chinchilla,
+        "fit_loss_gap_gopher_minus_chinchilla": loss_gopher - loss_chinchilla,
+    }
+
+
+# --------------------------------------------------------------------------- part (b)
+def model_for(width: int, cfg) -> TinyLM:
+    # head size 16 (one head below that): shape is secondary to size (Kaplan et al., Fig. 5)
+    return TinyLM(
+        LMConfig(
+            vocab_size=cfg.vocab_size,
+            seq_len=cfg.seq_len,
+            d_model=width,
+            n_layer=cfg.n_layer,
+            n_head=max(1, width // 16),
+        )
+    )
+
+
+def count_params(model: TinyLM) -> int:
+    """Chinchilla counts every parameter, embeddings included (unlike Kaplan et al.); the tied
+    input/output matrix is counted once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_one(width: int, budget: float, cfg, train_ids, val_ids, seed: int) -> dict | None:
+    """Train one model for exactly the tokens the budget allows, C = 6·N·D, with a cosine
+    schedule fitted to that length (§3: the schedule's length must match the run's)."""
+    torch.manual_seed(seed)
+    model = model_for(width, cfg)
+    n = count_params(model)
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    steps = int(round(budget / (6.0 * n * tokens_per_step)))
+    if steps < cfg.min_steps or steps > cfg.max_steps:
+        return None
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+        weight_decay=cfg.weight_decay,
+        foreach=True,  # one fused update over all tensors: these models are overhead-bound
+    )
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, gen)
+    warm = max(1, int(cfg.warmup_frac * steps))
+    model.train()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, steps, cfg.lr, warm)
+        x, y = next(batches)
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if not math.isfinite(loss.item()):
+            break
+    val = evaluate(model, val_ids, cfg.seq_len, batch_size=16, max_batches=cfg.eval_batches)
+    return {
+        "width": width,
+        "params": n,
+        "steps": steps,
+        "tokens": steps * tokens_per_step,
+        "flops": 6.0 * n * steps * tokens_per_step,
+        "val_loss": val,
+    }
+
+
+def left_wall_seen(losses_by_size: dict[int, float], half_width: int = 2) -> bool:
+    """True once the ``half_width`` smallest sizes trained so far all lie below the size with
+    the lowest loss: the valley's small-model wall is sampled and smaller models, the most
+    expensive runs of a budget (they take the most steps), would only climb further up it."""
+    sizes = sorted(losses_by_size)
+    best = min(sizes, key=losses_by_size.__getitem__)
+    return sizes.index(best) >= half_width
+
+
+def isoflop_sweep(cfg, ctx: RunContext) -> dict:
+    """Every budget's sizes from the largest (cheapest run) down, stopping at the valley's
+    left wall (``left_wall_seen``); seeds of one size are averaged."""
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    runs: list[dict] = []
+    t0 = time.perf_counter()
+    for budget in ctx.progress(cfg.budgets, desc="isoflop budgets"):
+        seen: dict[int, float] = {}
+        for width in sorted(cfg.widths, reverse=True):
+            got = []
+            for s in range(cfg.seeds):
+                r = train_one(width, budget, cfg, train_ids, val_ids, ctx.seed + 1000 * s)
+                if r is not None:
+                    got.append(r)
+                    runs.append({"budget": budget, "seed": s, **r})
+                    ctx.metrics["isoflop_runs"] = runs
+            if got:
+                seen[got[0]["params"]] = sum(r["val_loss"] for r in got) / len(got)
+                if cfg.stop_at_wall and left_wall_seen(seen):
+                    break
+    ctx.log(f"  {len(runs)} runs in {time.perf_counter() - t0:.1f} s")
+
+    profiles, minima_n, minima_c = {}, [], []
+    for budget in cfg.budgets:
+        pts = [r for r in runs if r["budget"] == budget]
+        # average seeds at each size, so the parabola sees one loss per size
+        sizes = sorted({r["params"] for r in pts})
+        losses = [
+            sum(r["val_loss"] for r in pts if r["params"] == n)
+            / sum(1 for r in pts if r["params"] == n)
+            for n in sizes
+        ]
+        if len(sizes) < 3:
+            profiles[f"{budget:g}"] = {"params": sizes, "val_loss": losses, "interior": False}
+            continue
+        par, interior = valley(sizes, losses)
+        n_opt = math.exp(par.vertex) if par.c2 > 0 else float("nan")
+        profiles[f"{budget:g}"] = {
+            "params": sizes,
+            "val_loss": losses,
+            "interior": interior,
+            "n_opt": n_opt,
+            "parabola": [par.c0, par.c1, par.c2],
+            "fit_range": [math.exp(par.x_min), math.exp(par.x_max)],
+        }
+        if interior:
+            minima_n.append(n_opt)
+            minima_c.append(budget)
+    out: dict = {
+        "isoflop_profiles": profiles,
+        "isoflop_interior_fraction": sum(p["interior"] for p in profiles.values())
+        / len(cfg.budgets),
+        "isoflop_budgets_used": minima_c,
+        "isoflop_n_opt": minima_n,
+    }
+    if len(minima_n) >= 2:
+        law = fit_power_law(minima_c, minima_n)
+        lo, hi = law.ci95()
+        out.update(
+            isoflop_a=law.a,
+            isoflop_a_se=law.se_a,
+            isoflop_a_ci95=[lo, hi],
+            isoflop_a_r2=law.r2,
+            isoflop_ci_excludes_kaplan=bool(hi < 0.73),
+            isoflop_fit=[law.a, law.log_k],
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+def plot_isoflop(res: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    slope = len(res.get("isoflop_n_opt", [])) >= 2
+    fig, axes = plt.subplots(1, 2 if slope else 1, figsize=(9.5 if slope else 5, 3.6))
+    a, b = (axes[0], axes[1]) if slope else (axes, None)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(res["isoflop_profiles"]))))
+    for col, (budget, prof) in zip(colors, res["isoflop_profiles"].items()):
+        a.semilogx(prof["params"], prof["val_loss"], "o", color=col, label=f"C = {budget}")
+        if "parabola" in prof:
+            c0, c1, c2 = prof["parabola"]
+            xs = np.linspace(*np.log(prof["fit_range"]), 50)
+            a.semilogx(np.exp(xs), c0 + c1 * xs + c2 * xs * xs, "-", color=col, lw=1)
+            if prof["interior"]:
+                a.axvline(prof["n_opt"], color=col, ls=":", lw=1)
+    a.set_xlabel("parameters N")
+    a.set_ylabel("validation loss (nats/token)")
+    a.set_title("IsoFLOP profiles (Brown corpus)")
+    a.legend(fontsize=7)
+    if slope:
+        b.loglog(res["isoflop_budgets_used"], res["isoflop_n_opt"], "ko", label="IsoFLOP minima")
+        if "isoflop_fit" in res:
+            k_a, log_k = res["isoflop_fit"]
+            cs = np.geomspace(min(res["isoflop_budgets_used"]), max(res["isoflop_budgets_used"]))
+            b.loglog(
+                cs,
+                np.exp(log_k) * cs**k_a,
+                "k-",
+                lw=1,
+                label=f"fit: a = {k_a:.2f} ± {res['isoflop_a_se']:.2f}",
+            )
+            ref = res["isoflop_n_opt"][0] * (cs / res["isoflop_budgets_used"][0]) ** 0.5
+            b.loglog(cs, ref, "g--", lw=1, label="slope 0.5 (Chinchilla)")
+            ref = res["isoflop_n_opt"][0] * (cs / res["isoflop_budgets_used"][0]) ** 0.73
+            b.loglog(cs, ref, "r:", lw=1, label="slope 0.73 (Kaplan)")
+        b.set_xlabel("FLOPs C = 6ND")
+        b.set_ylabel("N_opt")
+        b.set_title("compute-optimal size")
+        b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_published_fit(path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    n = np.geomspace(5e9, 1e12, 200)
+    ax.semilogx(
+        n,
+        parametric_loss(n, GOPHER_FLOPS / (6 * n), **PUBLISHED_FIT),
+        "k-",
+        label="L̂(N, C/6N), C = 5.76e23",
+    )
+    n_opt, d_opt, _, _ = optimal_allocation(GOPHER_FLOPS, **PUBLISHED_FIT)
+    ax.semilogx(
+        [n_opt],
+        [parametric_loss(n_opt, d_opt, **PUBLISHED_FIT)],
+        "ko",
+        label=f"fit optimum {n_opt / 1e9:.0f}B",
+    )
+    ax.semilogx(
+        [CHINCHILLA[0]],
+        [parametric_loss(*CHINCHILLA, **PUBLISHED_FIT)],
+        "gs",
+        label="Chinchilla 70B / 1.4T (6ND = 5.9e23)",
+    )
+    ax.semilogx(
+        [GOPHER[0]],
+        [parametric_loss(*GOPHER, **PUBLISHED_FIT)],
+        "r^",
+        label="Gopher 280B / 300B (6ND = 5.0e23)",
+    )
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("predicted loss")
+    ax.set_title("published fit along Gopher's isoFLOP line")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    ctx.metrics.update(published_fit_analysis())
+    plot_published_fit(ctx.figure_path("published_fit.png"))
+    res = isoflop_sweep(cfg, ctx)
+    ctx.metrics.update(res)
+    n_min = len(res["isoflop_n_opt"])
+    if n_min < 3:  # two points always lie on a line: no slope uncertainty, nothing tested
+        why = (
+            f"this preset samples {len(cfg.budgets)} budget(s); the slope needs three or more "
+            "(--preset full)"
+            if len(cfg.budgets) < 3
+            else f"only {n_min} of {len(cfg.budgets)} budgets had a valley to read N_opt from"
+        )
+        for claim in ("isoflop-exponent", "isoflop-ci-excludes-kaplan"):
+            ctx.skip(claim, why)
+    plot_isoflop(res, ctx.figure_path("isoflop.png"))
+    return {}

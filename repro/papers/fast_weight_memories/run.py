@@ -1,0 +1,164 @@
+"""Measurements for the fast-weight / linear-attention equivalence. Claims: see __init__.py."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from repro.context import RunContext
+
+from .fast_weights import (
+    FastWeightDecoder,
+    SoftmaxKVDecoder,
+    decode,
+    fast_weight_recurrent,
+    feature_map,
+    linear_attention_parallel,
+)
+
+
+def draw(shape, scale: float, heavy: bool, dtype, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian inputs, or Student-t with 3 degrees of freedom (rare huge entries)."""
+    x = torch.randn(shape, generator=gen, dtype=torch.float64)
+    if heavy:
+        chi2 = sum(torch.randn(shape, generator=gen, dtype=torch.float64) ** 2 for _ in range(3))
+        x = x / torch.sqrt(chi2 / 3)
+    return (scale * x).to(dtype)
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (torch.linalg.norm((a - b).double()) / torch.linalg.norm(b.double())).item()
+
+
+def equivalence_sweep(cfg, ctx: RunContext, dtype) -> dict[str, dict[str, float]]:
+    """Largest relative error between the two forms, per feature map and length, over every
+    input scale, tail and (for ELU+1) with and without the normaliser."""
+    gen = torch.Generator().manual_seed(ctx.seed)
+    worst: dict[str, dict[str, float]] = {}
+    cases = [(name, T) for name in cfg.feature_maps for T in cfg.lengths]
+    for name, T in ctx.progress(cases, desc=f"equivalence {str(dtype)[6:]}"):
+        phi = feature_map(name)
+        # DPFP can be exactly zero, so only the positive ELU+1 map has a safe denominator.
+        norms = (False, True) if name == "elu1" else (False,)
+        tails = (False, True) if cfg.heavy_tails else (False,)
+        err = 0.0
+        for scale in cfg.input_scales:
+            for heavy in tails:
+                q, k = (
+                    draw((cfg.batch, cfg.heads, T, cfg.d_key), scale, heavy, dtype, gen)
+                    for _ in range(2)
+                )
+                v = draw((cfg.batch, cfg.heads, T, cfg.d_value), scale, heavy, dtype, gen)
+                for normalize in norms:
+                    y_rec = fast_weight_recurrent(q, k, v, phi, normalize)
+                    y_par = linear_attention_parallel(q, k, v, phi, normalize)
+                    err = max(err, rel_err(y_rec, y_par))
+        worst.setdefault(name, {})[str(T)] = err
+    return worst
+
+
+def state_growth(cfg, ctx: RunContext) -> dict:
+    """Decode one long sequence token by token with each decoder; read their state sizes."""
+    gen = torch.Generator().manual_seed(ctx.seed + 1)
+    T = max(cfg.decode_lengths)
+    xs = torch.randn(1, T, cfg.d_model, generator=gen)
+    fw = FastWeightDecoder(cfg.d_model, cfg.heads, "elu1")
+    kv = SoftmaxKVDecoder(cfg.d_model, cfg.heads)
+    kv.qkv.weight.data.copy_(fw.qkv.weight.data)  # same projections: only the memory differs
+    read_at = set(cfg.decode_lengths)
+    y_fw, fw_bytes = decode(fw, xs, read_at)
+    y_kv, kv_bytes = decode(kv, xs, read_at)
+
+    # Both token-by-token decoders must compute what their parallel forms compute.
+    with torch.no_grad():
+        q, k, v = (
+            t.view(1, T, cfg.heads, -1).transpose(1, 2)  # (B, H, T, hs)
+            for t in fw.qkv(xs).chunk(3, dim=-1)
+        )
+        par_fw = linear_attention_parallel(q, k, v, feature_map("elu1"), normalize=True)
+        par_kv = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    par_fw, par_kv = (y.transpose(1, 2).reshape(1, T, -1) for y in (par_fw, par_kv))
+    lengths = sorted(read_at)
+    fwb = [fw_bytes[t] for t in lengths]
+    kvb = [kv_bytes[t] for t in lengths]
+    lx = torch.tensor([math.log(t) for t in lengths], dtype=torch.float64)
+    ly = torch.tensor([math.log(b) for b in kvb], dtype=torch.float64)
+    slope = (((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()).item()
+    crossover = next((t for t, a, b in zip(lengths, fwb, kvb) if b > a), None)
+    return {
+        "decode_lengths": lengths,
+        "fast_weight_state_bytes": fwb,
+        "kv_state_bytes": kvb,
+        "fast_weight_state_growth": max(fwb) / min(fwb),
+        "kv_state_growth": max(kvb) / min(kvb),
+        "kv_state_loglog_slope": slope,
+        "first_length_where_kv_exceeds_fast_weights": crossover,
+        "fast_weight_decode_rel_err": rel_err(y_fw, par_fw),
+        "kv_decode_rel_err": rel_err(y_kv, par_kv),
+    }
+
+
+def plot(cfg, err64, err32, growth, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, marker in zip(cfg.feature_maps, "osd^v"):
+        Ts = [int(t) for t in err64[name]]
+        a.loglog(
+            Ts,
+            [max(e, 1e-18) for e in err64[name].values()],
+            marker + "-",
+            label=f"{name}, float64",
+        )
+        a.loglog(
+            Ts,
+            [max(e, 1e-18) for e in err32[name].values()],
+            marker + "--",
+            label=f"{name}, float32",
+        )
+    a.axhline(1e-10, color="k", lw=0.8, ls=":")
+    a.axhline(1e-4, color="k", lw=0.8, ls=":")
+    a.set_xlabel("sequence length T")
+    a.set_ylabel("max relative difference")
+    a.set_title("recurrent fast weights vs parallel linear attention")
+    a.legend(fontsize=7, ncol=2)
+    L = growth["decode_lengths"]
+    b.loglog(L, growth["kv_state_bytes"], "o-", label="softmax attention: K, V cache")
+    b.loglog(L, growth["fast_weight_state_bytes"], "s-", label="fast weights: W, z")
+    b.set_xlabel("tokens decoded")
+    b.set_ylabel("state held between steps (bytes)")
+    b.set_title(f"decoder state, d_model={cfg.d_model}, {cfg.heads} heads")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    err64 = equivalence_sweep(cfg, ctx, torch.float64)
+    ctx.metrics.update(
+        rel_err_fp64=err64, max_rel_err_fp64=max(e for d in err64.values() for e in d.values())
+    )
+    err32 = equivalence_sweep(cfg, ctx, torch.float32)
+    ctx.metrics.update(
+        rel_err_fp32=err32, max_rel_err_fp32=max(e for d in err32.values() for e in d.values())
+    )
+
+    # A control that must fail: dropping the causal mask is not the recurrence.
+    gen = torch.Generator().manual_seed(ctx.seed + 2)
+    q, k, v = (
+        torch.randn(1, 1, 32, cfg.d_key, generator=gen, dtype=torch.float64) for _ in range(3)
+    )
+    phi = feature_map("elu1")
+    ctx.metrics["unmasked_control_rel_err"] = rel_err(
+        fast_weight_recurrent(q, k, v, phi), linear_attention_parallel(q, k, v, phi, causal=False)
+    )
+
+    growth = state_growth(cfg, ctx)
+    ctx.metrics.update(growth)
+    plot(cfg, err64, err32, growth, ctx.figure_path("fast_weights.png"))
+    return {}

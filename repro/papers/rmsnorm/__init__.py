@@ -1,0 +1,140 @@
+"""Root Mean Square Layer Normalization (Zhang & Sennrich 2019), arXiv:1910.07467, and its use
+in Gopher (Rae et al. 2021, arXiv:2112.11446, which swaps LayerNorm for RMSNorm).
+
+RMSNorm drops LayerNorm's re-centring: ā = a / RMS(a) · g with RMS(a) = sqrt(mean(a²) + ε).
+The paper's hypothesis is that re-scaling invariance is what matters, so this should train as
+well as LayerNorm while doing less work (one reduction instead of two, no bias).
+
+Claims checked:
+  * our RMSNorm equals ``torch.nn.RMSNorm`` (output and gradients) to float tolerance (peer);
+  * Table 1's invariance properties: both norms ignore a re-scaling of their input, only
+    LayerNorm ignores a re-centring;
+  * a small pre-norm GPT trained on the Brown corpus with RMSNorm in every norm slot reaches
+    the validation loss of the same model with LayerNorm, within seed noise (several seeds,
+    same initial weights and batches per seed);
+  * speed: the abstract's 7–64% lower running time. We time the layer alone (forward, and
+    forward+backward, several widths) and one training step of the GPT, LayerNorm against
+    RMSNorm written from the same tensor operations (``norms.py`` says why that is the fair
+    race), interleaved so machine load hits both alike. ``repro bench rmsnorm`` prints the
+    full table, PyTorch's own modules included.
+
+Left out: pRMSNorm (the RMS estimated from the first p% of the entries), the paper's tasks
+(machine translation with RNNSearch and Transformer, reading comprehension, image-caption
+retrieval, CIFAR-10) and GPU timings; Gopher itself (280B parameters).
+"""
+
+from dataclasses import dataclass
+
+from repro.claims import AtLeast, AtMost, Claim, IsTrue, Reproduction
+
+
+@dataclass(frozen=True)
+class Config:
+    vocab_size: int = 512  # BPE vocabulary trained on the Brown training documents
+    max_docs: int | None = None  # all 500 Brown documents
+    seq_len: int = 64  # tokens per window
+    batch_size: int = 8  # windows per step
+    d_model: int = 64  # GPT width
+    n_layer: int = 2  # GPT depth (5 norms: two per block and the final one)
+    n_head: int = 4
+    steps: int = 250  # training steps per run (cosine schedule, 5% warm-up)
+    lr: float = 3e-3  # AdamW peak rate, same for both norms
+    weight_decay: float = 0.0
+    seeds: int = 2  # runs per norm; the seed-to-seed spread is the noise yardstick
+    evals: int = 5  # validation points along each run (for the curves)
+    eval_batches: int = 12  # validation: 12 × 16 windows of seq_len tokens
+    widths: tuple[int, ...] = (256, 512, 1024, 2048)  # layer timing widths
+    rows: int = 512  # vectors normalised per timed call
+    timing_rounds: int = 11  # interleaved rounds per timing (median ratio)
+
+
+# "Within seed noise": the gap of the means is at most twice the seed-to-seed standard
+# deviation of the final loss. Two standard deviations is the usual line for "no detectable
+# difference"; fixed before the runs.
+NOISE_MULTIPLE = 2.0
+# The abstract's smallest speed-up (7%), as a ratio of running times.
+PAPER_LOW_SPEEDUP = 1.07
+
+REPRO = Reproduction(
+    id="rmsnorm",
+    papers=("rmsnorm", "gopher"),
+    title="RMSNorm: same loss as LayerNorm, less work",
+    config=Config,
+    presets={
+        # 4 runs of 250 steps and a few seconds of timing
+        "quick": {},
+        # a larger model, six times longer runs, three seeds, wider timing sweep
+        "full": {
+            "d_model": 128,
+            "n_layer": 4,
+            "steps": 1500,
+            "seeds": 3,
+            "evals": 10,
+            "eval_batches": 40,
+            "widths": (128, 256, 512, 1024, 2048, 4096),
+            "timing_rounds": 21,
+        },
+    },
+    claims=(
+        Claim(
+            id="matches-torch-rmsnorm",
+            statement="our RMSNorm gives the outputs and gradients of torch.nn.RMSNorm",
+            source="eq. (4); peer: torch.nn.RMSNorm",
+            paper_value="ā = a / RMS(a) · g",
+            metric="peer_max_rel_err_fp32",
+            rule=AtMost(1e-5),  # a few float32 roundings (2^-23 ≈ 1.2e-7 each) over a reduction
+            unit="max relative difference, float32",
+        ),
+        Claim(
+            id="invariances",
+            statement="RMSNorm's output ignores a re-scaling of its input but not a re-centring; "
+            "LayerNorm's ignores both",
+            source="§4, Table 1",
+            paper_value="RMSNorm: re-scaling invariant, not re-centring invariant",
+            metric="invariances_as_in_table1",
+            rule=IsTrue(),
+            unit="all four checks as in Table 1",
+        ),
+        Claim(
+            id="same-loss-as-layernorm",
+            statement="a small GPT with RMSNorm reaches the validation loss of the same GPT "
+            "with LayerNorm, within seed noise",
+            source="§6 (Tables 2–7: comparable quality across tasks); Gopher §2",
+            paper_value="comparable quality to LayerNorm on every task",
+            metric="loss_gap_over_seed_std",
+            rule=AtMost(NOISE_MULTIPLE),
+            unit="|mean gap| / seed std",
+        ),
+        Claim(
+            id="layer-faster-fwd",
+            statement="the RMSNorm layer runs faster than LayerNorm (forward; median over widths)",
+            source="Abstract; §6",
+            paper_value="7%–64% less running time",
+            metric="layer_speedup_fwd_median",
+            rule=AtLeast(PAPER_LOW_SPEEDUP),
+            unit="time(LN)/time(RMS)",
+        ),
+        Claim(
+            id="layer-faster-fwd-bwd",
+            statement="the RMSNorm layer runs faster than LayerNorm (forward+backward; median "
+            "over widths)",
+            source="Abstract; §6",
+            paper_value="7%–64% less running time",
+            metric="layer_speedup_fwd_bwd_median",
+            rule=AtLeast(PAPER_LOW_SPEEDUP),
+            unit="time(LN)/time(RMS)",
+        ),
+        Claim(
+            id="model-step-faster",
+            statement="a training step (forward+backward) of the whole small GPT is faster with "
+            "RMSNorm",
+            source="Abstract; §6 (model running times)",
+            paper_value="7%–64% less running time, depending on the model",
+            metric="model_step_speedup",
+            rule=AtLeast(PAPER_LOW_SPEEDUP),
+            unit="time(LN)/time(RMS)",
+        ),
+    ),
+    bench="bench:main",
+    timeout_s=180,
+)

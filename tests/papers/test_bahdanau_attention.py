@@ -1,0 +1,91 @@
+"""Bahdanau attention: data, parameter matching, alignment maths, padding, decoding."""
+
+import torch
+
+from repro.common import param_count
+from repro.papers.bahdanau_attention import Config
+from repro.papers.bahdanau_attention.model import Seq2Seq
+from repro.papers.bahdanau_attention.run import (
+    BOS,
+    PAD,
+    bucket_edges,
+    make_batch,
+    matched_hidden,
+)
+
+
+def test_reverse_and_copy_batches():
+    g = torch.Generator().manual_seed(0)
+    src, lengths, tgt = make_batch("reverse", 8, (2, 6), 5, g)
+    for s, n, t in zip(src, lengths, tgt):
+        n = int(n)
+        assert t[0] == BOS
+        assert t[1 : n + 1].tolist() == s[:n].flip(0).tolist()
+        assert (s[n:] == PAD).all() and (t[n + 1 :] == PAD).all()
+    src, lengths, tgt = make_batch("copy", 4, 5, 5, g)
+    assert (lengths == 5).all() and (tgt[:, 1:] == src).all()
+
+
+def test_baseline_is_matched_in_parameters():
+    cfg = Config(hidden=32, emb=16)
+    vocab = 20
+    n_att = param_count(Seq2Seq(vocab, cfg.emb, cfg.hidden, attention=True))
+    h = matched_hidden(cfg, vocab, n_att)
+    n_base = param_count(Seq2Seq(vocab, cfg.emb, h, attention=False))
+    assert h > cfg.hidden  # the baseline gets the attention's parameters as width
+    assert abs(n_base / n_att - 1) < 0.03
+
+
+def test_buckets_cover_the_range():
+    edges = bucket_edges(Config(min_len=10, max_len=60, buckets=5))
+    assert edges[0][0] == 10 and edges[-1][1] == 60
+    assert all(b[0] == a[1] + 1 for a, b in zip(edges, edges[1:]))
+
+
+def test_alignment_is_a_distribution_over_real_source_positions():
+    torch.manual_seed(0)
+    m = Seq2Seq(9, 8, 12, attention=True)
+    g = torch.Generator().manual_seed(1)
+    src, lengths, tgt = make_batch("reverse", 5, (2, 7), 7, g)
+    _, alpha = m(src, lengths, tgt[:, :-1], return_alignment=True)
+    assert alpha.shape == (5, tgt.shape[1] - 1, src.shape[1])
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(alpha.shape[:2]))
+    pad = torch.arange(src.shape[1])[None] >= lengths[:, None]
+    assert (alpha.masked_select(pad[:, None, :].expand_as(alpha)) == 0).all()
+
+
+def test_padding_does_not_change_the_result():
+    """A sequence decoded alone and inside a padded batch gives the same logits."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    for attention in (True, False):
+        m = Seq2Seq(9, 8, 12, attention=attention).eval()
+        src, lengths, tgt = make_batch("reverse", 4, (2, 7), 7, g)
+        full = m(src, lengths, tgt[:, :-1])
+        i = int(lengths.argmin())
+        n = int(lengths[i])
+        alone = m(src[i : i + 1, :n], lengths[i : i + 1], tgt[i : i + 1, :n])
+        torch.testing.assert_close(full[i, :n], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_agrees_with_teacher_forcing_on_its_own_output():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    for attention in (True, False):
+        m = Seq2Seq(9, 8, 12, attention=attention).eval()
+        src, lengths, tgt = make_batch("reverse", 3, 6, 7, g)
+        pred = m.greedy(src, lengths, BOS, 6)
+        fed = torch.cat([torch.full((3, 1), BOS), pred[:, :-1]], dim=1)
+        assert (m(src, lengths, fed).argmax(-1) == pred).all()
+
+
+def test_summary_is_last_forward_and_first_backward_state():
+    """The baseline's fixed vector is [→h_T ; ←h_1], read from the packed GRU correctly."""
+    torch.manual_seed(0)
+    m = Seq2Seq(9, 8, 12, attention=False).eval()
+    g = torch.Generator().manual_seed(4)
+    src, lengths, tgt = make_batch("reverse", 2, 5, 7, g)
+    ann, summary = m.encoder(src, lengths)
+    # forward state at the last step and backward state at the first one
+    torch.testing.assert_close(summary[:, :12], ann[:, -1, :12])
+    torch.testing.assert_close(summary[:, 12:], ann[:, 0, 12:])

@@ -1,0 +1,113 @@
+"""LoRA: the layer's two forms (factored and merged) agree, it starts at the pretrained model,
+only A and B train, merging restores the plain architecture, and peft agrees."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repro.common.tinylm import LMConfig, TinyLM
+from repro.papers.lora import REPRO
+from repro.papers.lora.lora import LoRALinear, add_lora, merge_lora, trainable_params
+from repro.papers.lora.run import FICTION, peft_check
+
+
+def _randomise(layer: LoRALinear, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in list(layer.A) + list(layer.B):
+            p.copy_(torch.randn(p.shape, generator=g))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d_in=st.integers(1, 24),
+    part=st.integers(1, 8),
+    parts=st.sampled_from([1, 3]),
+    r=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+)
+def test_factored_forward_equals_merged_weight(d_in, part, parts, r, seed):
+    adapt = (0,) if parts == 1 else (0, 2)
+    base = torch.nn.Linear(d_in, part * parts).double()
+    layer = LoRALinear(base, r=r, alpha=4.0, parts=parts, adapt=adapt).double()
+    _randomise(layer, seed)
+    x = torch.randn(3, 5, d_in, dtype=torch.float64)
+    expect = F.linear(x, base.weight + layer.delta_weight(), base.bias)
+    torch.testing.assert_close(layer(x), expect)
+    torch.testing.assert_close(layer.merged()(x), expect)
+    if parts == 3:  # the middle block (W_k) is untouched
+        torch.testing.assert_close(layer(x)[..., part : 2 * part], base(x)[..., part : 2 * part])
+
+
+def test_starts_at_the_pretrained_model_and_trains_only_a_and_b():
+    cfg = LMConfig(vocab_size=40, seq_len=8, d_model=24, n_layer=2, n_head=2)
+    torch.manual_seed(0)
+    base = TinyLM(cfg)
+    model = add_lora(copy.deepcopy(base), r=2, alpha=8.0)
+    x = torch.randint(0, 40, (2, 8))
+    torch.testing.assert_close(model(x), base(x))  # B = 0: ΔW = 0
+    # two adapted blocks (W_q, W_v) per layer, each r·(d_in + d_out)
+    assert trainable_params(model) == cfg.n_layer * 2 * 2 * (24 + 24)
+    _, loss = model(x, x)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == (".A." in name or ".B." in name), name
+
+
+def test_merge_restores_the_plain_architecture():
+    cfg = LMConfig(vocab_size=40, seq_len=8, d_model=24, n_layer=2, n_head=2)
+    base = TinyLM(cfg)
+    model = add_lora(copy.deepcopy(base), r=3, alpha=8.0)
+    for m in model.modules():
+        if isinstance(m, LoRALinear):
+            _randomise(m, 1)
+    x = torch.randint(0, 40, (2, 8))
+    with torch.no_grad():
+        before = model(x)
+        merged = merge_lora(copy.deepcopy(model))
+        after = merged(x)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    assert not any(isinstance(m, LoRALinear) for m in merged.modules())
+    assert [p.shape for p in merged.parameters()] == [p.shape for p in base.parameters()]
+    assert not torch.allclose(after, base(x))  # the update was really merged in
+
+
+def test_peft_gives_the_same_outputs():
+    pytest.importorskip("peft")
+    assert peft_check(0) < 1e-6
+
+
+def test_a_wrong_scale_would_be_caught_by_the_peft_check():
+    """Guard on the check itself: our layer with α/r replaced by α differs from peft's."""
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+
+    base = torch.nn.Sequential()
+    base.add_module("proj", torch.nn.Linear(8, 8))
+    ours = LoRALinear(copy.deepcopy(base.proj), r=4, alpha=8.0)
+    _randomise(ours, 2)
+    ours.scale = 8.0  # the bug: forgetting to divide by r
+    peer = get_peft_model(
+        copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8.0, target_modules=["proj"])
+    )
+    layer = peer.base_model.model.proj
+    with torch.no_grad():
+        layer.lora_A["default"].weight.copy_(ours.A[0])
+        layer.lora_B["default"].weight.copy_(ours.B[0])
+    x = torch.randn(3, 8)
+    assert (ours(x) - peer(x)).abs().max() > 1e-2
+
+
+def test_fiction_genres_exist_in_the_corpus():
+    from repro.common.data import load_brown
+
+    genres = {d.genre for d in load_brown()}
+    assert FICTION <= genres and len(genres - FICTION) == 9
+
+
+def test_declaration_is_consistent():
+    assert REPRO.problems() == []
