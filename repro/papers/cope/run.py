@@ -1,0 +1,114 @@
+"""Measurements for the CoPE reproduction. See __init__.py for the claims."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from repro.common.tinylm import cosine_lr
+from repro.context import RunContext
+
+from .model import Decoder, DecoderConfig
+from .task import flip_flop
+
+SPLITS = {"in-dist": 0.8, "sparse": 0.98, "dense": 0.1}  # p(ignore) per test split
+
+
+@torch.no_grad()
+def read_accuracy(model: Decoder, tokens: torch.Tensor, read_mask: torch.Tensor) -> float:
+    """Fraction of reads whose bit the model predicts (argmax) correctly."""
+    model.eval()
+    correct, total = 0, 0
+    for i in range(0, len(tokens), 128):
+        x, m = tokens[i : i + 128], read_mask[i : i + 128, :-1]
+        pred = model(x[:, :-1]).argmax(-1)
+        correct += (pred[m] == x[:, 1:][m]).sum().item()
+        total += m.sum().item()
+    model.train()
+    return correct / max(total, 1)
+
+
+def train_one(pos: str, cfg, ctx: RunContext, seed: int, tests: dict) -> dict:
+    torch.manual_seed(seed)
+    dcfg = DecoderConfig(
+        max_len=2 * cfg.n_instr,
+        d_model=cfg.d_model,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        pos=pos,
+        npos_max=cfg.npos_max,
+    )
+    model = Decoder(dcfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(10_000 + seed)  # same training stream for every PE
+    curve = []
+    for step in ctx.progress(range(cfg.steps), desc=f"train {pos}"):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        x, mask = flip_flop(cfg.batch_size, cfg.n_instr, SPLITS["in-dist"], gen)
+        logits = model(x[:, :-1])  # (B, T-1, V)
+        m = mask[:, :-1]
+        loss = F.cross_entropy(logits[m], x[:, 1:][m])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        curve.append(loss.item())
+    acc = {name: read_accuracy(model, *tests[name]) for name in SPLITS}
+    return {"accuracy": acc, "loss_curve": curve}
+
+
+def plot(table: dict, curves: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = list(table)
+    width = 0.8 / len(SPLITS)
+    for k, split in enumerate(SPLITS):
+        a.bar(
+            [i + (k - 1) * width for i in range(len(names))],
+            [100 * (1 - table[n][split]) for n in names],
+            width=width,
+            label=f"{split} (p_ignore={SPLITS[split]})",
+        )
+    a.set_xticks(range(len(names)), names)
+    a.set_ylabel("read error (%)")
+    a.set_title("Flip-Flop test error by position encoding")
+    a.legend(fontsize=8)
+    for n in names:
+        b.semilogy([max(v, 1e-5) for v in curves[n]], lw=0.8, label=n)
+    b.set_xlabel("step")
+    b.set_ylabel("training loss on reads")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    test_gen = torch.Generator().manual_seed(ctx.seed + 1)
+    tests = {name: flip_flop(cfg.n_test, cfg.n_instr, p, test_gen) for name, p in SPLITS.items()}
+    ctx.metrics["reads_per_split"] = {n: int(m.sum()) for n, (_, m) in tests.items()}
+    table, curves = {}, {}
+    for pos in cfg.encodings:
+        runs = [train_one(pos, cfg, ctx, ctx.seed + s, tests) for s in range(cfg.seeds)]
+        table[pos] = {
+            split: sum(r["accuracy"][split] for r in runs) / len(runs) for split in SPLITS
+        }
+        curves[pos] = runs[0]["loss_curve"]
+        ctx.metrics[f"accuracy_{pos}"] = table[pos]
+        ctx.metrics[f"accuracy_runs_{pos}"] = [r["accuracy"] for r in runs]
+    baselines = [p for p in cfg.encodings if p != "cope"]
+    best_sparse = max(table[p]["sparse"] for p in baselines)
+    ctx.metrics.update(
+        error_table_percent={p: {s: 100 * (1 - v) for s, v in t.items()} for p, t in table.items()},
+        cope_in_dist_accuracy=table["cope"]["in-dist"],
+        cope_sparse_accuracy=table["cope"]["sparse"],
+        best_baseline_sparse_accuracy=best_sparse,
+        cope_minus_best_baseline_sparse=table["cope"]["sparse"] - best_sparse,
+    )
+    plot(table, curves, ctx.figure_path("flip_flop.png"))
+    return {}

@@ -1,0 +1,121 @@
+"""FNet: Mixing Tokens with Fourier Transforms (Lee-Thorp et al. 2021, arXiv:2105.03824).
+
+Claims checked:
+  * §3.2, eq. 3: the mixing sub-layer Re(F_seq(F_hidden(x))) computed with the FFT equals the
+    dense DFT matrix form Re(F_N X F_d).
+  * Abstract and the speed tables (§4): replacing self-attention by Fourier mixing makes a
+    training step faster, by 80% on GPUs at length 512, and more so as inputs grow (the Long
+    Range Arena speed comparison). We time forward + backward of the same small encoder with
+    either sub-layer on one CPU thread, interleaved, median of repeats, ratio per length.
+  * Abstract and the GLUE table: FNet reaches 92–97% of its BERT counterpart's accuracy. We
+    train both encoders (same width, depth, FFN; attention has the extra Q, K, V, O weights)
+    on a real text classification task, the genre of Brown corpus passages in four coarse
+    classes (press, fiction, learned/official, general non-fiction; documents split before
+    passages are cut), and report FNet's accuracy as a fraction of the attention model's.
+
+Left out, and why: the paper pretrains on C4 with masked language modelling and fine-tunes on
+GLUE on TPUs/GPUs; a CPU minute cannot, so both models are trained from scratch on the
+classification task itself, which favours neither and tests only the mixing sub-layer. Our
+speed numbers are CPU numbers; the paper's are GPU/TPU. The hybrid (attention in the top two
+layers), the linear/random mixing ablations and Long Range Arena accuracy are not run.
+"""
+
+from dataclasses import dataclass
+
+from repro.claims import AtLeast, AtMost, Claim, Reproduction
+
+
+@dataclass(frozen=True)
+class Config:
+    # classification task
+    vocab_size: int = 2048  # BPE trained on the training documents
+    seq_len: int = 64  # tokens per passage
+    max_per_doc: int = 12  # training passages per document (a cap that keeps quick fast)
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 4  # attention model only
+    d_ff: int = 256
+    dropout: float = 0.1
+    batch_size: int = 32
+    steps: int = 200  # optimiser steps per model
+    lr: float = 2e-3  # peak AdamW learning rate, linear warm-up then cosine
+    warmup: int = 20
+    seeds: int = 1  # training runs per mixing sub-layer (accuracy is their mean)
+    # "none" (no token mixing, a bag of token features) shows what mixing adds at all
+    mixings: tuple[str, ...] = ("attention", "fourier")
+    # speed benchmark
+    bench_lengths: tuple[int, ...] = (128, 256, 512, 1024)
+    bench_d_model: int = 128  # width of the timed encoders (FFN 4×)
+    bench_layers: int = 2
+    bench_heads: int = 4
+    bench_batch: int = 1
+    bench_repeats: int = 5  # timed forward+backward passes per model and length (median)
+
+
+REPRO = Reproduction(
+    id="fnet",
+    papers=("fnet",),
+    title="FNet: Fourier token mixing against self-attention, speed and accuracy",
+    config=Config,
+    presets={
+        # ~35 s on one thread: 2 classifiers × 200 steps, 4 lengths × 6 timed steps per model.
+        "quick": {},
+        # Every training passage, passages twice as long, 4× the training, two seeds per
+        # model, the no-mixing floor, and lengths to 4096 for the speed ratio.
+        "full": {
+            "seq_len": 128,
+            "max_per_doc": 1000,
+            "steps": 800,
+            "lr": 1e-3,
+            "warmup": 80,
+            "seeds": 2,
+            "mixings": ("attention", "fourier", "none"),
+            "bench_lengths": (128, 256, 512, 1024, 2048, 4096),
+            "bench_repeats": 7,
+        },
+    },
+    claims=(
+        Claim(
+            id="fourier-mixing-equals-dft",
+            statement="Re(FFT2) over sequence and hidden dims equals the dense DFT matrix "
+            "product Re(F_N X F_d)",
+            source="§3.2, eq. 3",
+            paper_value="y = Re(F_seq(F_hidden(x)))",
+            metric="mixing_max_rel_err",
+            rule=AtMost(1e-10),  # float64 FFT vs O(N) dense sums: rounding far below 1e-10
+            unit="max relative error (float64)",
+        ),
+        Claim(
+            id="faster-at-512",
+            statement="an encoder with Fourier mixing trains faster than the same encoder "
+            "with self-attention at input length 512",
+            source="abstract; speed table (§4)",
+            paper_value="80% faster on GPUs, 70% on TPUs at length 512",
+            metric="speedup_at_512",
+            rule=AtLeast(1.8),  # the paper's GPU figure: 1.8× the training speed
+            unit="× (attention step time / FNet step time)",
+        ),
+        Claim(
+            id="speedup-grows-with-length",
+            statement="the speed advantage grows with the input length",
+            source="abstract; Long Range Arena speed table (§4)",
+            paper_value="faster than attention at every length, increasingly so",
+            metric="speedup_growth",
+            # attention costs O(N²) and Fourier mixing O(N log N): over the measured range
+            # (8× in length at least) the ratio must at least double to call it growth.
+            rule=AtLeast(2.0),
+            unit="speed-up at longest length / speed-up at shortest",
+        ),
+        Claim(
+            id="accuracy-ratio",
+            statement="FNet keeps most of the attention encoder's accuracy on a real text "
+            "classification task",
+            source="abstract; GLUE table (§4)",
+            paper_value="92–97% of BERT's average GLUE accuracy",
+            metric="accuracy_ratio_fourier_over_attention",
+            rule=AtLeast(0.92),  # the low end of the paper's range
+            unit="FNet accuracy / attention accuracy (Brown genre, 4 classes)",
+        ),
+    ),
+    timeout_s=150,
+)
