@@ -1,0 +1,282 @@
+"""Measurements for DeepNet. See __init__.py for the claims."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.context import RunContext
+
+from . import TRAINED_DROP_NATS
+from .model import DeepPostLN, sublayer_parameters
+
+VARIANTS = {"post_ln": False, "deepnorm": True}
+LABELS = {"post_ln": "Post-LN", "deepnorm": "DeepNorm"}
+
+
+def build(cfg, n_layer: int, deepnorm: bool, seed: int) -> DeepPostLN:
+    """The same seed gives both variants the same draws; only α and β differ."""
+    torch.manual_seed(seed)
+    return DeepPostLN(
+        cfg.vocab_size, cfg.seq_len, cfg.d_model, n_layer, cfg.n_head, cfg.d_ff, deepnorm
+    )
+
+
+def relative_update(model: torch.nn.Module, f0: torch.Tensor, x: torch.Tensor) -> float:
+    """‖F(x; θ) − F(x; θ_0)‖ / ‖F(x; θ_0)‖ for the model's current θ and a stored F(x; θ_0).
+
+    F is the top layer's output (a LayerNorm output, so ‖F(x; θ_0)‖ ≈ √(B·T·d) for both
+    variants); the division makes the number read as "share of the output that moved".
+    """
+    with torch.no_grad():
+        f = model.hidden(x)
+    return (torch.linalg.norm(f - f0) / torch.linalg.norm(f0)).item()
+
+
+@torch.no_grad()
+def val_loss(model: torch.nn.Module, batches: list) -> float:
+    losses = [model(x, y)[1].item() for x, y in batches]
+    return sum(losses) / len(losses)
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def unigram_entropy(ids: torch.Tensor, vocab: int) -> float:
+    """H of the training stream's token frequencies: the best loss without context (nats)."""
+    p = torch.bincount(ids, minlength=vocab).double()
+    p = p[p > 0] / p.sum()
+    return -(p * p.log()).sum().item()
+
+
+def train(cfg, deepnorm: bool, train_ids, val_batches, seed: int, ctx: RunContext) -> dict:
+    """Adam with linear warm-up to cfg.lr then constant; no gradient clipping, since a clip
+    would hide exactly the instability the claim is about. Stops at the first non-finite loss."""
+    model = build(cfg, cfg.train_layers, deepnorm, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+    batches = random_windows(
+        train_ids, cfg.batch, cfg.seq_len, generator=torch.Generator().manual_seed(seed)
+    )
+    initial = val_loss(model, val_batches)
+    losses: list[float | None] = []
+    name = "deepnorm" if deepnorm else "post_ln"
+    for step in ctx.progress(range(cfg.steps), desc=f"train {LABELS[name]}"):
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+        x, y = next(batches)
+        _, loss = model(x, y)
+        if not math.isfinite(loss.item()):
+            break
+        losses.append(loss.item())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    final = val_loss(model, val_batches)
+    finite = len(losses) == cfg.steps and math.isfinite(final)
+    return {
+        "initial_val_loss": initial,
+        "final_val_loss": final if math.isfinite(final) else None,
+        "diverged": not finite,
+        "steps_done": len(losses),
+        "train_losses": losses,
+        "loss_drop": initial - final if finite else None,
+    }
+
+
+def one_step(model, params, opt_cls, lr: float, batch, f0, probe, **kw) -> float:
+    """Take one optimiser step on ``params`` only; return the relative update of F."""
+    opt = opt_cls(params, lr=lr, **kw)
+    x, y = batch
+    _, loss = model(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return relative_update(model, f0, probe)
+
+
+def early_updates(cfg, n_layer: int, seed: int, train_ids, probe: torch.Tensor) -> dict:
+    """For both variants from the same draws, all on the same training batches, the relative
+    update of F:
+
+    * ``adam``:          after each of the first Adam steps on every parameter (as in training);
+    * ``adam_weights``:  after one Adam step on the sub-layer weight matrices only;
+    * ``sgd_weights``:   after one SGD step on the sub-layer weight matrices only: the
+      parameters and the kind of step Theorem 4.1 and the Table 1 derivation are about;
+    * ``sgd_sublayers``: the same with the sub-layers' bias vectors also stepped;
+    * ``sgd_all``:       after one SGD step on every parameter (LayerNorm gains/biases included).
+    """
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    windows = random_windows(train_ids, cfg.batch, cfg.seq_len, gen)
+    batches = [next(windows) for _ in range(cfg.update_steps)]
+    adam_kw = {"betas": (0.9, 0.98)}
+    out = {}
+    for name, deepnorm in VARIANTS.items():
+        model = build(cfg, n_layer, deepnorm, seed)
+        theta0 = copy.deepcopy(model.state_dict())
+        with torch.no_grad():
+            f0 = model.hidden(probe)
+        adam = torch.optim.Adam(model.parameters(), lr=cfg.update_lr, **adam_kw)
+        adam_updates = []
+        for x, y in batches:
+            _, loss = model(x, y)
+            adam.zero_grad(set_to_none=True)
+            loss.backward()
+            adam.step()
+            adam_updates.append(relative_update(model, f0, probe))
+        r = {"adam": adam_updates}
+        for key, opt_cls, lr, kw, sub in (
+            ("adam_weights", torch.optim.Adam, cfg.update_lr, adam_kw, "weights"),
+            ("sgd_weights", torch.optim.SGD, cfg.sgd_lr, {}, "weights"),
+            ("sgd_sublayers", torch.optim.SGD, cfg.sgd_lr, {}, "sublayers"),
+            ("sgd_all", torch.optim.SGD, cfg.sgd_lr, {}, "all"),
+        ):
+            model.load_state_dict(theta0)
+            params = {
+                "weights": sublayer_parameters(model),
+                "sublayers": sublayer_parameters(model, biases=True),
+                "all": list(model.parameters()),
+            }[sub]
+            r[key] = one_step(model, params, opt_cls, lr, batches[0], f0, probe, **kw)
+        out[name] = r
+    return out
+
+
+def plot_training(runs: dict, h1: float, cfg, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, r in runs.items():
+        status = "diverged" if r["diverged"] else f"val {r['final_val_loss']:.2f}"
+        ax.plot(r["train_losses"], lw=1, label=f"{LABELS[name]} ({status})")
+    ax.axhline(h1, color="k", ls=":", lw=1, label=f"unigram entropy {h1:.2f}")
+    start = runs["deepnorm"]["initial_val_loss"]
+    ax.axhline(start, color="gray", ls="--", lw=1, label=f"initial val loss {start:.2f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (nats/token)")
+    ax.set_title(
+        f"N = {cfg.train_layers} layers, d = {cfg.d_model}, lr {cfg.lr:g}, warm-up {cfg.warmup}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_updates(depths, upd: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = (
+        ("sgd_weights", "one SGD step, sub-layer weights (Thm 4.1)"),
+        ("sgd_all", "one SGD step, more parameters"),
+        ("adam_step1", "one Adam step, all parameters"),
+    )
+    colors = {"post_ln": "C0", "deepnorm": "C1"}
+    for ax, (key, title) in zip(axes, panels):
+        for name in VARIANTS:
+            label = LABELS[name] + (", all parameters" if key == "sgd_all" else "")
+            ax.loglog(depths, upd[name][key], "o-", color=colors[name], label=label)
+        if key == "adam_step1":
+            for name in VARIANTS:
+                ax.loglog(
+                    depths,
+                    upd[name]["adam_weights"],
+                    "s:",
+                    color=colors[name],
+                    label=f"{LABELS[name]}, sub-layer weights only",
+                )
+        if key == "sgd_all":
+            for name in VARIANTS:
+                ax.loglog(
+                    depths,
+                    upd[name]["sgd_sublayers"],
+                    "s:",
+                    color=colors[name],
+                    label=f"{LABELS[name]}, sub-layer weights + biases",
+                )
+        ax.set_xlabel("layers N")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("‖F(x;θ) − F(x;θ₀)‖ / ‖F(x;θ₀)‖")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    val_batches = list(
+        sequential_windows(val_ids, cfg.batch, cfg.seq_len, max_batches=cfg.eval_batches)
+    )
+    h1 = unigram_entropy(train_ids, cfg.vocab_size)
+    ctx.metrics.update(unigram_entropy=h1, log_vocab=math.log(cfg.vocab_size))
+
+    # 1. early model update per depth (cheap, so first)
+    probe = next(sequential_windows(val_ids, cfg.probe_batch, cfg.seq_len, max_batches=1))[0]
+    keys = ("adam_step1", "adam_last", "adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all")
+    upd = {n: {k: [] for k in keys} for n in VARIANTS}
+    for n_layer in ctx.progress(cfg.depths, desc="update vs depth"):
+        per_seed = [
+            early_updates(cfg, n_layer, ctx.seed + s, train_ids, probe)
+            for s in range(cfg.update_seeds)
+        ]
+        for name in VARIANTS:
+            runs = [r[name] for r in per_seed]
+            upd[name]["adam_step1"].append(_mean([r["adam"][0] for r in runs]))
+            upd[name]["adam_last"].append(_mean([r["adam"][-1] for r in runs]))
+            for k in ("adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all"):
+                upd[name][k].append(_mean([r[k] for r in runs]))
+            # overwritten until the last depth: the curve at the largest N
+            upd[name]["adam_curve_deepest"] = [
+                _mean([r["adam"][i] for r in runs]) for i in range(cfg.update_steps)
+            ]
+
+    def growth(name: str, key: str) -> float:
+        """Update at the largest depth over the update at the smallest."""
+        return upd[name][key][-1] / upd[name][key][0]
+
+    ctx.metrics.update(depths=list(cfg.depths), updates=upd)
+    for name in VARIANTS:
+        for key, label in (
+            ("sgd_weights", "sgd"),
+            ("sgd_sublayers", "sgd_with_biases"),
+            ("sgd_all", "sgd_all_params"),
+            ("adam_step1", "adam"),
+            ("adam_weights", "adam_weights_only"),
+        ):
+            ctx.metrics[f"{name}_update_growth_{label}"] = growth(name, key)
+    ctx.metrics["update_ratio_post_ln_over_deepnorm"] = (
+        upd["post_ln"]["adam_last"][-1] / upd["deepnorm"]["adam_last"][-1]
+    )
+    plot_updates(list(cfg.depths), upd, ctx.figure_path("update_vs_depth.png"))
+
+    # 2. training at depth, same data order, steps, lr and warm-up for both
+    runs = {}
+    for name, deepnorm in VARIANTS.items():
+        runs[name] = train(cfg, deepnorm, train_ids, val_batches, ctx.seed, ctx)
+        r = runs[name]
+        ctx.metrics[f"{name}_initial_val_loss"] = r["initial_val_loss"]
+        ctx.metrics[f"{name}_final_val_loss"] = r["final_val_loss"]
+        ctx.metrics[f"{name}_diverged"] = r["diverged"]
+        ctx.metrics[f"{name}_loss_drop"] = r["loss_drop"]
+        ctx.metrics[f"{name}_steps_done"] = r["steps_done"]
+    ctx.metrics["train_losses"] = {n: r["train_losses"] for n, r in runs.items()}
+
+    def trained(r: dict) -> bool:
+        return not r["diverged"] and r["loss_drop"] >= TRAINED_DROP_NATS
+
+    ctx.metrics["deepnorm_trains"] = trained(runs["deepnorm"])
+    ctx.metrics["post_ln_fails"] = not trained(runs["post_ln"])
+    plot_training(runs, h1, cfg, ctx.figure_path("loss_curves.png"))
+    return {}

@@ -1,0 +1,121 @@
+"""Next-token loss of n-token-prediction models at two sizes. See __init__.py."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from repro.common.data import lm_token_streams, random_windows
+from repro.common.tinylm import LMConfig, cosine_lr, evaluate
+from repro.context import RunContext
+from repro.papers.multi_token_prediction.model import MultiTokenLM
+
+
+def train_one(cfg, width: int, n_future: int, train_ids, val_ids, seed: int) -> dict:
+    torch.manual_seed(seed)
+    model = MultiTokenLM(
+        LMConfig(
+            vocab_size=cfg.vocab_size,
+            seq_len=cfg.seq_len,
+            d_model=width,
+            n_layer=cfg.n_layer,
+            n_head=max(1, width // 16),
+            bias=False,
+        ),
+        n_future,
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    # every n sees the same windows: T + max(n) tokens, of which model n uses the first T + n
+    gen = torch.Generator().manual_seed(seed + 1)
+    longest = max(cfg.n_futures)
+    batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len + longest, gen)
+    warm = max(1, cfg.steps // 20)
+    model.train()
+    head_losses = []
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, warm)
+        x, _ = next(batches)  # (B, T + longest): inputs and all heads' targets
+        loss, per_head = model.multi_token_loss(x[:, : cfg.seq_len + n_future])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        head_losses.append(per_head)
+        if not math.isfinite(loss.item()):
+            return {"val": math.inf}
+    val = evaluate(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
+    tail = head_losses[-max(1, cfg.steps // 10) :]  # last tenth of training, per head
+    return {
+        "val": val,
+        "train_head_loss": [sum(h[i] for h in tail) / len(tail) for i in range(n_future)],
+        "next_token_params": model.next_token_params(),
+        "training_params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def plot(widths, params, val, n_futures, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for n in n_futures:
+        a.plot(params, [val[str(w)][str(n)] for w in widths], "o-", label=f"n = {n}")
+    a.set_xscale("log")
+    a.set_xlabel("next-token model parameters")
+    a.set_ylabel("next-token validation loss")
+    a.legend()
+    for n in n_futures:
+        if n == 1:
+            continue
+        b.plot(
+            params,
+            [val[str(w)][str(n)] - val[str(w)]["1"] for w in widths],
+            "o-",
+            label=f"n = {n} − n = 1",
+        )
+    b.axhline(0, color="k", lw=0.8)
+    b.set_xscale("log")
+    b.set_xlabel("next-token model parameters")
+    b.set_ylabel("loss difference (nats/token)")
+    b.set_title("below 0: multi-token training helps")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    if 1 not in cfg.n_futures or 4 not in cfg.n_futures:
+        raise ValueError("n_futures must include 1 (the baseline) and 4 (the paper's main n)")
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    widths = sorted(cfg.widths)
+    val: dict[str, dict[str, float]] = {}
+    heads: dict[str, dict[str, list[float]]] = {}
+    params = []
+    for width in widths:
+        for n in ctx.progress(cfg.n_futures, desc=f"d={width}"):
+            r = train_one(cfg, width, n, train_ids, val_ids, ctx.seed)
+            val.setdefault(str(width), {})[str(n)] = r["val"]
+            heads.setdefault(str(width), {})[str(n)] = r.get("train_head_loss", [])
+            if n == 1:
+                params.append(r["next_token_params"])
+            ctx.log(f"  d={width} n={n}: next-token val {r['val']:.4f}")
+            ctx.metrics["val_loss"] = val
+    effect = {w: val[w]["4"] - val[w]["1"] for w in val}
+    ctx.metrics.update(
+        widths=widths,
+        next_token_params=params,
+        train_head_losses=heads,
+        n4_minus_n1=effect,
+        n4_minus_n1_smallest=effect[str(widths[0])],
+    )
+    if len(widths) >= 2:
+        ctx.metrics["effect_change_with_size"] = effect[str(widths[-1])] - effect[str(widths[0])]
+    else:
+        ctx.skip("benefit-grows-with-size", "one model size in this run")
+    plot(widths, params, val, cfg.n_futures, ctx.figure_path("multi_token_prediction.png"))
+    return {}

@@ -1,0 +1,275 @@
+"""Measurements for the Peri-LN reproduction. See __init__.py for the claims."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import torch
+
+from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.context import RunContext
+
+from .model import PLACEMENTS, ModelConfig, NormPlacementLM, depth_profile, growth_ratio, lr_at
+
+NAMES = {"post": "Post-LN", "pre": "Pre-LN", "peri": "Peri-LN"}
+COLOURS = {"post": "tab:green", "pre": "tab:red", "peri": "tab:blue"}
+
+
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices and embeddings only, not on norm gains or biases."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+
+
+@torch.no_grad()
+def probe(model: NormPlacementLM, x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Variance and max |h| of the residual stream at every depth, on a fixed held-out batch."""
+    model.eval()
+    _, _, hidden = model(x, return_hidden=True)
+    model.train()
+    return depth_profile(hidden)
+
+
+@torch.no_grad()
+def val_loss(model: NormPlacementLM, val_ids: torch.Tensor, cfg, device: str) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for x, y in sequential_windows(val_ids, cfg.batch, cfg.seq_len, max_batches=cfg.eval_batches):
+        _, loss = model(x.to(device), y.to(device))
+        total += loss.item() * x.numel()
+        n += x.numel()
+    model.train()
+    return total / n
+
+
+def train_one(placement: str, seed: int, data, probe_x, cfg, ctx: RunContext) -> dict:
+    """Train one model; the same seed gives every placement the same init of the shared
+    weights and the same batches, so the placement is the only difference."""
+    train_ids, val_ids = data
+    torch.manual_seed(seed)
+    model = NormPlacementLM(
+        ModelConfig(
+            vocab_size=cfg.vocab_size,
+            seq_len=cfg.seq_len,
+            d_model=cfg.d_model,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            placement=placement,
+        )
+    ).to(ctx.device)
+    var0, amax0 = probe(model, probe_x)
+    opt = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(seed)
+    batches = random_windows(train_ids, cfg.batch, cfg.seq_len, generator=gen)
+    losses, grad_norms = [], []
+    diverged = False
+    for step in ctx.progress(range(cfg.steps), desc=f"{NAMES[placement]} seed {seed}"):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+        x, y = next(batches)
+        _, loss = model(x.to(ctx.device), y.to(ctx.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # the norm before clipping: the paper's gradient-spike plots show the raw norm
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or math.inf)
+        opt.step()
+        losses.append(loss.item())
+        grad_norms.append(gn.item())
+        if not math.isfinite(losses[-1]):
+            diverged = True
+            break
+    out = {
+        "var_init": var0,
+        "maxabs_init": amax0,
+        "growth_init": growth_ratio(var0),
+        "diverged": diverged,
+        "losses": [x if math.isfinite(x) else None for x in losses],
+        "grad_norms": [x if math.isfinite(x) else None for x in grad_norms],
+    }
+    if diverged:  # a diverged run has no trained profile or loss; it is counted, not averaged
+        return out | dict.fromkeys(
+            ("var_trained", "maxabs_trained", "growth_trained", "peak_abs_trained", "val_loss")
+        )
+    var1, amax1 = probe(model, probe_x)
+    return out | {
+        "var_trained": var1,
+        "maxabs_trained": amax1,
+        "growth_trained": growth_ratio(var1),
+        # the largest entry anywhere in the stream after a block (the embedding excluded)
+        "peak_abs_trained": max(amax1[1:]),
+        "val_loss": val_loss(model, val_ids, cfg, ctx.device),
+    }
+
+
+def mean(xs: list) -> float | None:
+    """Mean over the seeds that produced a value (None marks a diverged run)."""
+    vals = [x for x in xs if x is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def geomean(xs: list) -> float | None:
+    vals = [x for x in xs if x is not None and x > 0]
+    return math.exp(statistics.fmean(math.log(x) for x in vals)) if vals else None
+
+
+def paired(a: list, b: list, op) -> list:
+    """op(a_i, b_i) per seed, None where either run diverged."""
+    return [None if x is None or y is None else op(x, y) for x, y in zip(a, b)]
+
+
+def smooth(xs: list[float], k: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(xs):
+        acc += v
+        if i >= k:
+            acc -= xs[i - k]
+        out.append(acc / min(i + 1, k))
+    return out
+
+
+def plot_depth(runs: dict, n_layer: int, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.4), sharex=True)
+    depth = list(range(n_layer + 1))
+    for col, when in enumerate(("init", "trained")):
+        for row, (key, label) in enumerate((("var", "variance of h_l"), ("maxabs", "max |h_l|"))):
+            ax = axes[row, col]
+            for p in PLACEMENTS:
+                for i, r in enumerate(runs[p]):  # one line per seed, labelled once
+                    if r[f"{key}_{when}"] is None:  # diverged
+                        continue
+                    ax.semilogy(
+                        depth,
+                        r[f"{key}_{when}"],
+                        "o-",
+                        color=COLOURS[p],
+                        alpha=0.9 if i == 0 else 0.35,
+                        ms=3,
+                        label=NAMES[p] if i == 0 else None,
+                    )
+            ax.set_title(f"{label}, {'at init' if when == 'init' else 'after training'}")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3, which="both")
+            if row == 1:
+                ax.set_xlabel("depth l (0 = embedding, l = after block l)")
+    axes[0, 0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_training(runs: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for p in PLACEMENTS:
+        for i, r in enumerate(runs[p]):
+            k = max(1, len(r["losses"]) // 40)
+            kw = dict(color=COLOURS[p], alpha=0.9 if i == 0 else 0.35, lw=1)
+            finite = [x for x in r["losses"] if x is not None]
+            a.plot(smooth(finite, k), label=NAMES[p] if i == 0 else None, **kw)
+            b.semilogy([g for g in r["grad_norms"] if g is not None], **kw)
+    a.set_xlabel("step")
+    a.set_ylabel("training loss (nats/token, running mean)")
+    a.set_title("loss")
+    a.legend()
+    lo = min(x for rs in runs.values() for r in rs for x in r["losses"] if x is not None)
+    a.set_ylim(lo - 0.2, lo + 3.0)
+    b.set_xlabel("step")
+    b.set_ylabel("gradient norm before clipping")
+    b.set_title("gradient norm")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(cfg, ctx: RunContext) -> dict:
+    train_ids, val_ids, _ = lm_token_streams(
+        vocab_size=cfg.vocab_size, max_docs=None if cfg.use_all_docs else cfg.max_docs
+    )
+    # a fixed held-out batch for the depth profiles: the first windows of the validation text
+    probe_x = next(sequential_windows(val_ids, cfg.probe_windows, cfg.seq_len))[0].to(ctx.device)
+    runs: dict[str, list[dict]] = {p: [] for p in PLACEMENTS}
+    for s in range(cfg.seeds):
+        for p in PLACEMENTS:
+            r = train_one(p, ctx.seed + s, (train_ids, val_ids), probe_x, cfg, ctx)
+            runs[p].append(r)
+            if r["diverged"]:
+                ctx.log(f"  {NAMES[p]:8s} seed {ctx.seed + s}: diverged")
+            else:
+                ctx.log(
+                    f"  {NAMES[p]:8s} seed {ctx.seed + s}: val loss {r['val_loss']:.3f}, "
+                    f"Var(x_L)/Var(x_1) {r['growth_init']:.2f} -> {r['growth_trained']:.2f}, "
+                    f"max|h| {r['peak_abs_trained']:.1f}"
+                )
+            ctx.metrics[f"{p}_val_loss"] = mean([x["val_loss"] for x in runs[p]])
+
+    def per_seed(p: str, key: str) -> list:
+        return [r[key] for r in runs[p]]
+
+    def last_var(p: str) -> list:
+        return [None if v is None else v[-1] for v in per_seed(p, "var_trained")]
+
+    ratio, minus = (lambda a, b: a / b), (lambda a, b: a - b)
+    per = {
+        "growth_pre_over_peri": paired(
+            per_seed("pre", "growth_trained"), per_seed("peri", "growth_trained"), ratio
+        ),
+        "maxabs_pre_over_peri": paired(
+            per_seed("pre", "peak_abs_trained"), per_seed("peri", "peak_abs_trained"), ratio
+        ),
+        "loss_gap_pre_minus_peri": paired(
+            per_seed("pre", "val_loss"), per_seed("peri", "val_loss"), minus
+        ),
+        "loss_gap_post_minus_peri": paired(
+            per_seed("post", "val_loss"), per_seed("peri", "val_loss"), minus
+        ),
+        # not a claim (chosen after the first run showed where Pre-LN's growth happens):
+        # the last block's variance itself, Pre-LN over Peri-LN
+        "last_var_pre_over_peri": paired(last_var("pre"), last_var("peri"), ratio),
+    }
+    peri_growth = geomean(per_seed("peri", "growth_trained"))
+    out = {
+        # the claims' metrics: ratios as geometric means over seeds, loss gaps as plain means
+        "growth_pre_over_peri": geomean(per["growth_pre_over_peri"]),
+        "peri_growth_per_layer": None if peri_growth is None else peri_growth / cfg.n_layer,
+        "maxabs_pre_over_peri": geomean(per["maxabs_pre_over_peri"]),
+        "loss_gap_pre_minus_peri": mean(per["loss_gap_pre_minus_peri"]),
+        "loss_gap_post_minus_peri": mean(per["loss_gap_post_minus_peri"]),
+        "last_var_pre_over_peri": geomean(per["last_var_pre_over_peri"]),
+        "per_seed": per,
+    }
+    for p in PLACEMENTS:
+        first = next((r for r in runs[p] if not r["diverged"]), runs[p][0])
+        out[p] = {
+            "val_loss": mean(per_seed(p, "val_loss")),
+            "val_loss_per_seed": per_seed(p, "val_loss"),
+            "diverged_runs": sum(per_seed(p, "diverged")),
+            "growth_init": geomean(per_seed(p, "growth_init")),
+            "growth_trained": geomean(per_seed(p, "growth_trained")),
+            "peak_abs_trained": geomean(per_seed(p, "peak_abs_trained")),
+            "peak_grad_norm": max(g for r in runs[p] for g in r["grad_norms"] if g is not None),
+            # one seed's profiles (the first that did not diverge); the figure shows every seed
+            "var_init": first["var_init"],
+            "var_trained": first["var_trained"],
+            "maxabs_trained": first["maxabs_trained"],
+        }
+    for k, v in out.items():  # a claim whose runs all diverged is left unmeasured, not NaN
+        if v is not None:
+            ctx.metrics[k] = v
+    plot_depth(runs, cfg.n_layer, ctx.figure_path("depth_profiles.png"))
+    plot_training(runs, ctx.figure_path("training.png"))
+    return {k: v for k, v in out.items() if v is not None}

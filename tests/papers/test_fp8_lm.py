@@ -1,0 +1,92 @@
+"""FP8 casts, per-tensor scaling and the low-precision linear layer's gradients."""
+
+import pytest
+import torch
+
+from repro.common.tinylm import LMConfig, TinyLM
+from repro.papers.fp8_lm.fp8 import (
+    E4M3,
+    E5M2,
+    CastStats,
+    LowPrecisionLinear,
+    cast,
+    to_low_precision,
+)
+
+
+def test_formats_are_the_ones_the_paper_uses():
+    assert torch.finfo(E4M3).max == 448.0
+    assert torch.finfo(E5M2).max == 57344.0
+
+
+def test_unscaled_cast_flushes_small_gradients():
+    g = torch.full((100,), 3e-6)  # below E5M2's smallest subnormal (2^-16 ≈ 1.5e-5)
+    stats = CastStats()
+    q = cast(g, "fp8_unscaled", E5M2, stats=stats, kind="gradient")
+    assert (q == 0).all()
+    assert stats.fractions()["gradient"]["underflow"] == 1.0
+
+
+def test_scaled_cast_keeps_small_gradients():
+    g = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 3e-6
+    stats = CastStats()
+    q = cast(g, "fp8", E5M2, stats=stats, kind="gradient")
+    assert stats.fractions()["gradient"]["underflow"] < 0.01
+    # E5M2 keeps 2 mantissa bits: relative error at most 2^-3 for normal numbers
+    big = g.abs() > g.abs().max() / 1000
+    assert ((q[big] - g[big]).abs() / g[big].abs()).max() <= 0.125 + 1e-6
+
+
+def test_unscaled_e5m2_overflows_to_inf():
+    x = torch.tensor([1e5, -2e5, 1.0])
+    stats = CastStats()
+    q = cast(x, "fp8_unscaled", E5M2, stats=stats, kind="gradient")
+    assert torch.isinf(q[:2]).all() and q[2] == 1.0
+    assert stats.fractions()["gradient"]["overflow"] == pytest.approx(2 / 3)
+
+
+def test_scaled_cast_maps_amax_to_the_top_of_the_format():
+    x = torch.randn(64, generator=torch.Generator().manual_seed(1)) * 1e-3
+    q = cast(x, "fp8", E4M3)
+    i = x.abs().argmax()
+    assert q[i] == pytest.approx(x[i].item(), rel=1e-6)  # 448 is exactly representable
+
+
+@pytest.mark.parametrize("mode", ["fp32", "bf16", "fp8", "fp8_unscaled"])
+def test_low_precision_linear_gradients(mode):
+    """Forward and both gradients equal float64 products of the cast inputs."""
+    g = torch.Generator().manual_seed(2)
+    lin = torch.nn.Linear(16, 8, bias=False)
+    layer = LowPrecisionLinear(lin, mode)
+    x = torch.randn(3, 5, 16, generator=g, requires_grad=True)
+    up = torch.randn(3, 5, 8, generator=g)
+    y = layer(x)
+    (y * up).sum().backward()
+    xq = cast(x.detach(), mode, E4M3).double()
+    wq = cast(layer.weight.detach(), mode, E4M3).double()
+    gq = cast(up, mode, E5M2).double()
+    torch.testing.assert_close(y.double(), xq @ wq.T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x.grad.double(), gq @ wq, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        layer.weight.grad.double(), gq.reshape(-1, 8).T @ xq.reshape(-1, 16), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_fp8_matmul_error_is_bounded_and_nonzero():
+    """E4M3 keeps 3 mantissa bits: the product of cast inputs is close to, not equal to, fp32."""
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(32, 64, generator=g), torch.randn(16, 64, generator=g)
+    exact = x @ w.T
+    approx = cast(x, "fp8", E4M3) @ cast(w, "fp8", E4M3).T
+    rel = (approx - exact).norm() / exact.norm()
+    assert 1e-3 < rel < 0.06
+
+
+def test_to_low_precision_swaps_block_linears():
+    cfg = LMConfig(vocab_size=30, seq_len=8, d_model=16, n_layer=2, n_head=2, bias=False)
+    model = to_low_precision(TinyLM(cfg), "fp8")
+    assert sum(isinstance(m, LowPrecisionLinear) for m in model.modules()) == 8
+    x = torch.randint(0, 30, (2, 8))
+    _, loss = model(x, x)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
