@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from repro.papers.linformer.memory import peak_bytes
+from repro.common.memory import peak_bytes
 from repro.papers.linformer.model import (
     Encoder,
     EncoderConfig,

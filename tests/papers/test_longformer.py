@@ -4,7 +4,7 @@ every pattern, and the masks are the patterns the papers describe."""
 import pytest
 import torch
 
-from repro.papers.longformer.memory import peak_bytes
+from repro.common.memory import peak_bytes
 from repro.papers.longformer.run import loglog_slope
 from repro.papers.longformer.sparse import (
     Pattern,

@@ -8,9 +8,9 @@ import time
 
 import torch
 
+from repro.common.memory import peak_bytes
 from repro.context import RunContext
 
-from .memory import peak_bytes
 from .model import Encoder, EncoderConfig, full_attention, linformer_attention, mask_tokens
 
 

@@ -8,9 +8,9 @@ import time
 
 import torch
 
+from repro.common.memory import peak_bytes
 from repro.context import RunContext
 
-from .memory import peak_bytes
 from .sparse import Pattern, attended_pairs, dense_masked_attention, pattern_mask, sparse_attention
 
 

@@ -12,6 +12,7 @@ from torch.profiler import ProfilerActivity, profile
 
 
 def peak_bytes(fn, *args) -> int:
+    """Peak bytes allocated above the starting level while ``fn(*args)`` runs, without autograd."""
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out = fn(*args)
         del out
