@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 
 API = "https://export.arxiv.org/api/query"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -220,6 +221,20 @@ def test_declaration_is_valid():
     }
 
 
+def _card_with_arxiv(papers: Path, query: str) -> Path | None:
+    """The card whose front matter carries this arXiv id, if ``query`` is one (no YAML parse:
+    a line ``arxiv: <id>`` is enough, and this stays fast)."""
+    m = ARXIV_ID.match(query)
+    if not m:
+        return None
+    line = re.compile(rf"^arxiv:\s*['\"]?{re.escape(m.group(1))}(v\d+)?['\"]?\s*$", re.M)
+    for card in sorted(papers.glob("*.md")):
+        head = card.read_text(encoding="utf-8", errors="replace")[:4000]
+        if line.search(head):
+            return card
+    return None
+
+
 def main(argv: list[str]) -> int:
     from repro.paths import project_root
 
@@ -236,6 +251,14 @@ def main(argv: list[str]) -> int:
     if not papers.is_dir():
         print(
             f"repro new: error: {papers} does not exist; run this inside a checkout",
+            file=sys.stderr,
+        )
+        return 2
+    known = _card_with_arxiv(papers, query)
+    if known and not args.force:
+        print(
+            f"repro new: error: arXiv {query} is already in the knowledge base as "
+            f"{known.relative_to(root)} (edit that card, or --force to write another)",
             file=sys.stderr,
         )
         return 2

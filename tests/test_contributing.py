@@ -61,8 +61,14 @@ def test_new_from_recorded_response(kb_root, monkeypatch, capsys):
     assert card.meta.arxiv == "2205.14135" and card.meta.year == 2022
     assert "attention" in card.meta.tags
     assert "yaml-language-server: $schema=" in path.read_text()
-    # a second time refuses to overwrite
-    assert cli.main(["new", "2205.14135"]) == 2
+    # a second time: the arXiv id is known, before any network call
+    monkeypatch.setattr(scaffold, "fetch", lambda q: pytest.fail("fetched a known paper"))
+    assert cli.main(["new", "arXiv:2205.14135v2"]) == 2
+    err = capsys.readouterr().err
+    assert "already in the knowledge base as notes/papers/flash-attention.md" in err
+    # and by title: the card file itself is not overwritten
+    monkeypatch.setattr(scaffold, "fetch", lambda q: (scaffold.parse_atom(ATOM)[0], "recorded"))
+    assert cli.main(["new", "FlashAttention"]) == 2
     assert "already exists" in capsys.readouterr().err
 
 
