@@ -431,7 +431,7 @@ def _collections_md(page) -> str:
         rel = col.path.resolve().relative_to((state()["root"] / "notes").resolve()).as_posix()
         when = f" ({esc(col.meta.date)})" if col.meta.date else ""
         out.append(
-            f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {len(col.meta.all_members())} papers"
+            f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {_n_papers(len(col.meta.all_members()))}"
         )
     return "\n".join(out) if out else "No collections yet."
 
@@ -554,3 +554,7 @@ def on_nav(nav, config, files) -> Any:
 
     nav.items.sort(key=top_key)
     return nav
+
+
+def _n_papers(n: int) -> str:
+    return f"{n} paper" if n == 1 else f"{n} papers"
