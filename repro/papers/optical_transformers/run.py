@@ -1,0 +1,259 @@
+"""Measurements for Optical Transformers. See __init__.py for the claims."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from repro.context import RunContext
+
+from .optical import fit_power_law, log_bisect, optical_matmul
+
+
+# --------------------------------------------------------------------------- the simulator alone
+def snr_stats(x: torch.Tensor, w: torch.Tensor, p: float, trials: int, gen: torch.Generator):
+    """Mean output SNR, E[y]/std(ŷ), over the entries of x @ wᵀ, and the z-score of the mean
+    relative error (ŷ − y)/|y| pooled over entries and trials (|z| ≲ 3 when unbiased)."""
+    y = x @ w.T  # (rows, n)
+    ys = torch.stack([optical_matmul(x, w, p, generator=gen) for _ in range(trials)])
+    snr = (y.abs() / ys.std(0).clamp_min(1e-30)).mean().item()
+    rel = ((ys - y) / y.abs()).flatten()
+    z = (rel.mean() / (rel.std() / math.sqrt(rel.numel()))).item()
+    return snr, z
+
+
+def simulator_checks(cfg, gen: torch.Generator) -> dict:
+    """SNR against photons per MAC and against the summed width, on planted operands."""
+    k, n, rows = cfg.planted_width, cfg.planted_outputs, cfg.planted_rows
+    x = torch.rand(rows, k, generator=gen, dtype=torch.float64)
+    w = torch.rand(n, k, generator=gen, dtype=torch.float64)
+    budgets = [10.0**e for e in torch.linspace(-2, 2, 9).tolist()]
+    snr_p, zs = [], []
+    for p in budgets:
+        s, z = snr_stats(x, w, p, cfg.planted_trials, gen)
+        snr_p.append(s)
+        zs.append(z)
+    # width scan at a fixed budget: non-negative operands (a coherent sum) and signed ones
+    snr_k, snr_k_signed = [], []
+    for kk in cfg.planted_widths:
+        xk = torch.rand(rows, kk, generator=gen, dtype=torch.float64)
+        wk = torch.rand(n, kk, generator=gen, dtype=torch.float64)
+        snr_k.append(snr_stats(xk, wk, 1.0, cfg.planted_trials, gen)[0])
+        snr_k_signed.append(snr_stats(2 * xk - 1, 2 * wk - 1, 1.0, cfg.planted_trials, gen)[0])
+    return {
+        "planted_budgets": budgets,
+        "planted_snr": snr_p,
+        "planted_bias_z": zs,
+        "snr_photon_slope": fit_power_law(budgets, snr_p)[0],
+        "max_abs_bias_z": max(abs(z) for z in zs),
+        "planted_widths": list(cfg.planted_widths),
+        "planted_snr_vs_width": snr_k,
+        "planted_snr_vs_width_signed": snr_k_signed,
+        "snr_width_slope": fit_power_law(cfg.planted_widths, snr_k)[0],
+        "snr_width_slope_signed": fit_power_law(cfg.planted_widths, snr_k_signed)[0],
+    }
+
+
+# --------------------------------------------------------------------------- the LM, optically
+def optical_forward(model, idx: torch.Tensor, linear, attn_mm=None) -> torch.Tensor:
+    """Logits of a pre-norm ``TinyLM`` with every weight product done by ``linear(x, W)``
+    (≈ x @ Wᵀ) and, when given, the two attention products by ``attn_mm(a, b)`` (≈ a @ bᵀ,
+    batched). Norms, softmax, GELU and bias additions stay digital, as in the paper."""
+    B, T = idx.shape
+
+    def dense(m, h):
+        out = linear(h, m.weight)
+        return out if m.bias is None else out + m.bias
+
+    x = model.tok(idx) + model.pos(torch.arange(T, device=idx.device))  # (B, T, C)
+    C = x.shape[-1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).triu(1)
+    for blk in model.blocks:
+        att = blk.attn
+        nh = att.n_head
+        q, k, v = dense(att.qkv, blk.ln1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if attn_mm is None:
+            scores = q @ k.transpose(-1, -2)
+        else:
+            scores = attn_mm(q, k)  # keys play the weight matrix, one per (batch, head)
+        probs = (scores / math.sqrt(C // nh)).masked_fill(causal, float("-inf")).softmax(-1)
+        if attn_mm is None:
+            y = probs @ v
+        else:
+            y = attn_mm(probs, v.transpose(-1, -2))  # (B, nh, T, hs); a sum over T keys
+        x = x + dense(att.proj, y.transpose(1, 2).reshape(B, T, C))
+        mlp = blk.mlp
+        x = x + dense(mlp.w_out, mlp.act(dense(mlp.w_in, blk.ln2(x))))
+    return linear(model.ln_f(x), model.head.weight)  # (B, T, V)
+
+
+def train_lm(cfg, d: int, train_ids, ctx: RunContext, gen: torch.Generator):
+    from repro.common.data import random_windows
+    from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, train
+
+    model = TinyLM(
+        LMConfig(
+            vocab_size=cfg.vocab_size,
+            seq_len=cfg.seq_len,
+            d_model=d,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            ffn="gelu",
+        )
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, generator=gen)
+    warm = max(1, cfg.steps // 20)
+    losses = train(
+        model,
+        batches,
+        cfg.steps,
+        optimizer=opt,
+        lr_at=lambda s: cosine_lr(s, cfg.steps, cfg.lr, warm),
+        progress=lambda it, desc: ctx.progress(it, desc=f"train d={d}"),
+    )
+    model.eval()
+    return model, losses
+
+
+@torch.no_grad()
+def make_loss_fn(cfg, model, x: torch.Tensor, y: torch.Tensor):
+    """loss(p, bits) -> mean validation cross-entropy with the optical machine at p photons
+    per MAC. The noise seeds are the same for every p (common random numbers), which makes
+    the loss a smoother function of p for the search."""
+    bits = cfg.bits or None
+
+    def loss(p: float) -> float:
+        total = 0.0
+        repeats = 1 if math.isinf(p) else cfg.noise_repeats
+        for r in range(repeats):
+            gen = torch.Generator().manual_seed(10_000 + r)
+
+            def linear(h, w, gen=gen):
+                return optical_matmul(h, w, p, bits=bits, generator=gen)
+
+            attn = linear if cfg.optical_attention else None
+            logits = optical_forward(model, x, linear, attn)
+            total += F.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
+        return total / repeats
+
+    return loss
+
+
+def required_photons(loss, clean: float, tol: float, grid: list[float], iters: int):
+    """Every (p, loss) evaluated, in order of p, and the smallest p with loss − clean ≤ tol:
+    the grid brackets the first crossing, log-bisection refines it (memoised, so the bracket
+    ends are not evaluated twice)."""
+    seen: dict[float, float] = {}
+
+    def gap(p: float) -> float:
+        if p not in seen:
+            seen[p] = loss(p)
+        return seen[p] - clean
+
+    ok = [gap(p) <= tol for p in grid]
+    if not any(ok):
+        p_star = math.inf
+    elif ok[0]:
+        p_star = grid[0]
+    else:
+        first = ok.index(True)
+        p_star = log_bisect(gap, tol, grid[first - 1], grid[first], iters)
+    return sorted(seen.items()), p_star
+
+
+# --------------------------------------------------------------------------- figures
+def plot(res: dict, cfg, path_curves, path_scaling) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for d in cfg.widths:
+        r = res[str(d)]
+        ps = [p for p, _ in r["loss_curve"]]
+        gaps = [c - r["float_loss"] for _, c in r["loss_curve"]]
+        ax.semilogx(ps, gaps, "o-", ms=3, label=f"d = {d}")
+        if math.isfinite(r["photons_per_mac"]):
+            ax.axvline(r["photons_per_mac"], ls=":", lw=0.8, color=ax.lines[-1].get_color())
+    ax.axhline(cfg.tolerance, color="k", lw=0.8, ls="--", label=f"tolerance {cfg.tolerance:g}")
+    ax.set_yscale("symlog", linthresh=cfg.tolerance / 2)
+    ax.set_ylim(bottom=-cfg.tolerance / 2)  # below 0 is evaluation noise only
+    ax.set_xlabel("detected photons per MAC")
+    ax.set_ylabel("loss − noise-free loss (nats/token)")
+    ax.set_title("Brown validation loss on the simulated optical machine", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path_curves, dpi=120)
+    plt.close(fig)
+
+    ds = [d for d in cfg.widths if math.isfinite(res[str(d)]["photons_per_mac"])]
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    if ds:
+        ps = [res[str(d)]["photons_per_mac"] for d in ds]
+        ax.loglog(ds, ps, "o", label="measured")
+        if len(ds) >= 2:
+            a, b = fit_power_law(ds, ps)
+            ax.loglog(ds, [math.exp(b) * d**a for d in ds], "-", label=f"fit: d^{a:.2f}")
+        ax.loglog(ds, [ps[0] * ds[0] / d for d in ds], "k:", label="paper: ∝ 1/d")
+    ax.set_xlabel("model width d")
+    ax.set_ylabel("photons per MAC needed")
+    ax.set_title(f"energy for ≤ {cfg.tolerance:g} nats loss penalty", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path_scaling, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+def main(cfg, ctx: RunContext) -> dict:
+    from repro.common.data import lm_token_streams
+
+    gen = torch.Generator().manual_seed(ctx.seed)
+    ctx.metrics.update(simulator_checks(cfg, gen))
+
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    n_eval = cfg.eval_windows * cfg.seq_len
+    chunk = val_ids[: n_eval + 1]
+    x_val = chunk[:-1].view(cfg.eval_windows, cfg.seq_len)  # (windows, T)
+    y_val = chunk[1:].view(cfg.eval_windows, cfg.seq_len)
+    grid = [10.0**e for e in torch.arange(cfg.grid_lo, cfg.grid_hi + 1e-9, cfg.grid_step).tolist()]
+    res: dict = {}
+    for d in cfg.widths:
+        model, losses = train_lm(cfg, d, train_ids, ctx, gen)
+        loss = make_loss_fn(cfg, model, x_val, y_val)
+        with torch.no_grad():
+            float_loss = F.cross_entropy(model(x_val).flatten(0, 1), y_val.flatten()).item()
+        clean = loss(math.inf)  # quantised (if bits) but noise-free
+        curve, p_star = required_photons(loss, float_loss, cfg.tolerance, grid, cfg.bisect_iters)
+        res[str(d)] = {
+            "final_train_loss": losses[-1],
+            "float_loss": float_loss,
+            "quantized_loss": clean,
+            "loss_curve": curve,
+            "photons_per_mac": p_star,
+        }
+        ctx.metrics.setdefault("val_loss", {})[str(d)] = float_loss
+        ctx.metrics.setdefault("quantization_gap", {})[str(d)] = clean - float_loss
+        ctx.metrics.setdefault("photons_per_mac", {})[str(d)] = p_star
+        # the same energy seen from one output: p · (d_in of the d-wide products)
+        ctx.metrics.setdefault("photons_per_output", {})[str(d)] = p_star * d
+        ctx.log(
+            f"d={d}: loss {float_loss:.3f}, {cfg.bits}-bit gap {clean - float_loss:+.4f}, "
+            f"photons/MAC needed {p_star:.4g}"
+        )
+    ctx.metrics["max_quantization_gap"] = max(ctx.metrics["quantization_gap"].values())
+    ds = [d for d in cfg.widths if math.isfinite(res[str(d)]["photons_per_mac"])]
+    if len(ds) == len(cfg.widths) and len(ds) >= 2:
+        a, _ = fit_power_law(ds, [res[str(d)]["photons_per_mac"] for d in ds])
+        ctx.metrics["energy_exponent"] = a
+    else:
+        ctx.skip("energy-per-mac-falls-as-1-over-d", "a width never reached the tolerance")
+    plot(res, cfg, ctx.figure_path("loss_vs_photons.png"), ctx.figure_path("energy_vs_width.png"))
+    # (photons per MAC, loss) pairs per width, as evaluated by the grid and the bisection
+    ctx.metrics["loss_curves"] = {str(d): res[str(d)]["loss_curve"] for d in cfg.widths}
+    return {}

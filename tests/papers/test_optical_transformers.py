@@ -1,0 +1,150 @@
+"""Optical Transformers: the shot-noise simulator's statistics, its exact limit, the optical
+forward pass of the LM and the threshold search on planted curves."""
+
+import math
+
+import pytest
+import torch
+
+from repro.common.tinylm import LMConfig, TinyLM
+from repro.papers.optical_transformers import REPRO
+from repro.papers.optical_transformers.optical import (
+    fit_power_law,
+    log_bisect,
+    optical_matmul,
+    quantize,
+)
+from repro.papers.optical_transformers.run import optical_forward, required_photons, snr_stats
+
+
+def test_declaration_is_valid():
+    assert REPRO.problems() == []
+
+
+def test_infinite_photons_is_the_exact_product():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 17, generator=g, dtype=torch.float64)
+    w = torch.randn(9, 17, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(optical_matmul(x, w, math.inf), x @ w.T)
+    # the signed split and the rescaling, without noise, also give the product back
+    huge = optical_matmul(x, w, 1e9, generator=g)
+    torch.testing.assert_close(huge, x @ w.T, rtol=1e-3, atol=1e-3)
+
+
+def test_batched_weights_match_per_matrix_calls():
+    """The attention products pass one 'weight' matrix per (batch, head)."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(2, 3, 6, 8, generator=g, dtype=torch.float64)
+    b = torch.randn(2, 3, 5, 8, generator=g, dtype=torch.float64)
+    got = optical_matmul(a, b, math.inf, bits=8)
+    for i in range(2):
+        for h in range(3):
+            want = optical_matmul(a[i, h], b[i, h], math.inf, bits=8)
+            torch.testing.assert_close(got[i, h], want)
+
+
+def test_noise_is_unbiased_with_poisson_variance():
+    """Planted operands: mean over repeats equals x Wᵀ, and the variance equals the Poisson
+    prediction Var(ŷ_i) = (y⁺_i + y⁻_i) / s in normalised units."""
+    g = torch.Generator().manual_seed(2)
+    k, n, p, trials = 64, 8, 0.5, 4000
+    x = torch.randn(1, k, generator=g, dtype=torch.float64)
+    w = torch.randn(n, k, generator=g, dtype=torch.float64)
+    ys = torch.stack([optical_matmul(x, w, p, generator=g)[0] for _ in range(trials)])
+    xs, ws = x.abs().max(), w.abs().max()
+    light = (x.abs() / xs) @ (w.abs() / ws).T  # (1, n) = y⁺ + y⁻
+    s = p * k * n / light.sum()
+    var_pred = (light[0] / s) * (xs * ws) ** 2
+    se = (var_pred / trials).sqrt()
+    z = (ys.mean(0) - (x @ w.T)[0]) / se
+    assert z.abs().max() < 4.5
+    ratio = ys.var(0) / var_pred
+    # the sample variance of 4000 draws is within ~7% (3 sd) of the truth
+    assert ((ratio - 1).abs() < 0.1).all(), ratio
+
+
+def test_energy_per_mac_is_the_budget():
+    """Mean detected photons over the product equal p · d_in · d_out per input vector."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(4, 32, generator=g, dtype=torch.float64)
+    w = torch.rand(16, 32, generator=g, dtype=torch.float64)
+    p = 2.0
+    xh, wh = x / x.amax(-1, keepdim=True), w / w.max()
+    photons = p * 32 * 16 * (xh @ wh.T) / (xh @ wh.T).sum(-1, keepdim=True)
+    torch.testing.assert_close(photons.sum(-1), torch.full((4,), p * 32 * 16, dtype=x.dtype))
+    # and a noisy run scaled back to counts has that mean
+    counts = torch.stack(
+        [optical_matmul(x, w, p, generator=g) / (x @ w.T) * photons for _ in range(200)]
+    )
+    assert abs(counts.sum(-1).mean().item() / (p * 32 * 16) - 1) < 0.02
+
+
+def test_snr_scales_as_sqrt_photons_and_sqrt_width():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(8, 128, generator=g, dtype=torch.float64)
+    w = torch.rand(16, 128, generator=g, dtype=torch.float64)
+    budgets = [0.01, 0.1, 1.0, 10.0]
+    snr = [snr_stats(x, w, p, 48, g)[0] for p in budgets]
+    assert abs(fit_power_law(budgets, snr)[0] - 0.5) < 0.05
+    widths = [16, 64, 256]
+    snr_k, snr_signed = [], []
+    for k in widths:
+        xk = torch.rand(8, k, generator=g, dtype=torch.float64)
+        wk = torch.rand(16, k, generator=g, dtype=torch.float64)
+        snr_k.append(snr_stats(xk, wk, 1.0, 48, g)[0])
+        snr_signed.append(snr_stats(2 * xk - 1, 2 * wk - 1, 1.0, 48, g)[0])
+    assert abs(fit_power_law(widths, snr_k)[0] - 0.5) < 0.05
+    # zero-mean signed operands: signal and noise both grow as √k, so the SNR does not
+    assert abs(fit_power_law(widths, snr_signed)[0]) < 0.15
+
+
+def test_quantize_levels():
+    v = torch.linspace(-1, 1, 1001)
+    q = quantize(v, 8)
+    assert q.unique().numel() == 255
+    assert (q - v).abs().max() <= 0.5 / 127 + 1e-7
+
+
+def test_optical_forward_matches_the_model():
+    torch.manual_seed(0)
+    model = TinyLM(LMConfig(vocab_size=50, seq_len=12, d_model=16, n_layer=2, n_head=2)).eval()
+    idx = torch.randint(0, 50, (3, 12))
+    exact = lambda a, b: optical_matmul(a, b, math.inf)  # noqa: E731
+    with torch.no_grad():
+        want = model(idx)
+        torch.testing.assert_close(optical_forward(model, idx, exact), want)
+        torch.testing.assert_close(optical_forward(model, idx, exact, exact), want)
+
+
+@pytest.mark.parametrize("threshold", [0.003, 0.7, 42.0])
+def test_log_bisect_finds_a_planted_threshold(threshold):
+    """gap(p) = (threshold / p)^0.5 · tol crosses tol exactly at the planted threshold."""
+    tol = 0.05
+    calls = []
+
+    def gap(p):
+        calls.append(p)
+        return tol * math.sqrt(threshold / p)
+
+    got = log_bisect(gap, tol, 1e-4, 1e4, iters=30)
+    assert got == pytest.approx(threshold, rel=1e-6)
+    assert log_bisect(gap, tol, 1e-4, threshold / 2, iters=5) == math.inf
+    assert log_bisect(gap, tol, threshold * 2, 1e4, iters=5) == threshold * 2
+
+
+def test_required_photons_brackets_then_bisects():
+    clean, tol, planted = 3.0, 0.1, 0.37
+    loss = lambda p: clean + tol * (planted / p)  # noqa: E731  monotone falling
+    grid = [10.0**e for e in range(-2, 3)]
+    curve, p_star = required_photons(loss, clean, tol, grid, iters=20)
+    assert p_star == pytest.approx(planted, rel=1e-4)
+    ps = [p for p, _ in curve]
+    assert ps == sorted(ps) and set(grid) <= set(ps)
+    # a curve that never reaches the tolerance reports infinity
+    assert required_photons(lambda p: clean + 1.0, clean, tol, grid, 5)[1] == math.inf
+
+
+def test_power_law_fit_recovers_exponent():
+    xs = [32, 64, 128, 256]
+    a, b = fit_power_law(xs, [5.0 * x**-1.0 for x in xs])
+    assert a == pytest.approx(-1.0) and math.exp(b) == pytest.approx(5.0)
