@@ -91,7 +91,8 @@ REPRO = Reproduction(
             paper_value="≈ 2× fewer steps (GPT-2 125M-770M)",
             metric="sophia_g_step_ratio",
             rule=RATIO_RULE,
-            unit="× fewer steps (T / steps to AdamW's final loss)",
+            unit="× fewer steps: T / (steps to AdamW's final loss); below 1 when never reached: "
+            "(AdamW's steps to Sophia's final loss) / T",
         ),
         Claim(
             id="sophia-h-fewer-steps",
@@ -100,7 +101,7 @@ REPRO = Reproduction(
             paper_value="≈ 2× fewer steps (GPT-2 125M-770M)",
             metric="sophia_h_step_ratio",
             rule=RATIO_RULE,
-            unit="× fewer steps",
+            unit="× fewer steps, defined as for Sophia-G",
         ),
     ),
     timeout_s=180,
