@@ -33,9 +33,7 @@ def test_pairs_share_the_prompt_and_chosen_is_the_real_continuation():
     shuffled, elsewhere = kind == 0, kind == 1
     assert shuffled.any() and elsewhere.any()
     # kind 0: the same tokens, another order
-    assert torch.equal(
-        chosen[shuffled, 6:].sort(-1).values, rejected[shuffled, 6:].sort(-1).values
-    )
+    assert torch.equal(chosen[shuffled, 6:].sort(-1).values, rejected[shuffled, 6:].sort(-1).values)
     # kind 1: a real passage from elsewhere (consecutive in the corpus, like any text)
     other = rejected[elsewhere, 6:]
     assert torch.equal(other[:, 1:], (other[:, :-1] + 1) % 97)
