@@ -148,7 +148,7 @@ def test_workflows_are_safe_for_pull_requests():
         assert "secrets." not in text, wf.name
 
 
-def test_codebase_passes_ruff():
+def test_codebase_passes_ruff_lint_and_format():
     out = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "repro", "tests", "hooks"],
         cwd=REPO,
@@ -156,3 +156,10 @@ def test_codebase_passes_ruff():
         text=True,
     )
     assert out.returncode == 0, out.stdout[-3000:]
+    fmt = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "repro", "tests", "hooks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, "run `ruff format`:\n" + fmt.stdout[-3000:]
