@@ -8,6 +8,7 @@ import math
 import torch
 
 from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.common.plots import block_means
 from repro.context import RunContext
 
 from .model import LM, layer_grad_norms
@@ -105,10 +106,8 @@ def plot(cfg, prof, runs, path) -> None:
     axes[0].legend()
     ax = axes[-1]
     for name, (val, losses, diverged) in runs.items():
-        k = max(1, len(losses) // 50)
-        smooth = [sum(losses[i : i + k]) / len(losses[i : i + k]) for i in range(0, len(losses), k)]
         tag = " (diverged)" if diverged else f", val {val:.2f}"
-        ax.plot([i * k for i in range(len(smooth))], smooth, label=name + tag)
+        ax.plot(*block_means(losses), label=name + tag)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (nats/token)")
     ax.set_title(f"{cfg.train_layers} layers, lr {cfg.lr:g}")

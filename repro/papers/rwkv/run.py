@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from repro.common.plots import lm_loss_panel
 from repro.context import RunContext
 
 from .model import GPT, RWKV, RWKVConfig, kv_bytes, state_bytes
@@ -202,15 +203,7 @@ def plot(forms, dec, curves, unigram, path) -> None:
     b2.loglog(dec["lengths"], dec["rwkv_state_bytes"], "s:", color="C1", alpha=0.5)
     b2.set_ylabel("bytes carried between tokens (dotted)")
     b.legend(fontsize=8, loc="upper left")
-    for name, losses in curves.items():
-        k = max(1, len(losses) // 50)
-        sm = [sum(losses[i : i + k]) / len(losses[i : i + k]) for i in range(0, len(losses), k)]
-        c.plot([i * k for i in range(len(sm))], sm, label=name)
-    c.axhline(unigram, color="k", ls=":", lw=1, label="unigram cross-entropy")
-    c.set_xlabel("step")
-    c.set_ylabel("training loss (nats/token)")
-    c.set_title("Brown corpus LM")
-    c.legend(fontsize=8)
+    lm_loss_panel(c, curves, unigram, "Brown corpus LM")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

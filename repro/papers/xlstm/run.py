@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from repro.common.plots import lm_loss_panel
 from repro.context import RunContext
 
 from .cells import mlstm_parallel, mlstm_parallel_naive, mlstm_recurrent, slstm_recurrent
@@ -126,15 +127,7 @@ def plot(forms, curves, unigram, path) -> None:
     a.set_ylabel("fraction of non-finite outputs (float32)")
     a.set_title("exponential gating: overflow")
     a.legend(fontsize=7)
-    for name, losses in curves.items():
-        k = max(1, len(losses) // 50)
-        sm = [sum(losses[i : i + k]) / len(losses[i : i + k]) for i in range(0, len(losses), k)]
-        b.plot([i * k for i in range(len(sm))], sm, label=name)
-    b.axhline(unigram, color="k", ls=":", lw=1, label="unigram cross-entropy")
-    b.set_xlabel("step")
-    b.set_ylabel("training loss (nats/token)")
-    b.set_title("Brown corpus LM")
-    b.legend(fontsize=8)
+    lm_loss_panel(b, curves, unigram, "Brown corpus LM")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
