@@ -94,5 +94,5 @@ REPRO = Reproduction(
             unit="token accuracy, attention − no attention (longest bucket)",
         ),
     ),
-    timeout_s=180,
+    timeout_s=240,  # a hang guard, 5-6x the quick preset's CPU time
 )

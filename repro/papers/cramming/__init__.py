@@ -136,5 +136,5 @@ REPRO = Reproduction(
         ),
     ),
     bench="bench:main",
-    timeout_s=420,
+    timeout_s=600,  # a hang guard: ~200 s on 2 quiet cores, 350 s seen on a loaded machine
 )

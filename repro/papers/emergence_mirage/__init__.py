@@ -106,5 +106,5 @@ REPRO = Reproduction(
             unit="max over sizes of |EM − Π_i p_i|",
         ),
     ),
-    timeout_s=180,
+    timeout_s=240,  # a hang guard, 5-6x the quick preset's CPU time
 )

@@ -138,5 +138,5 @@ REPRO = Reproduction(
             unit="monotone in width",
         ),
     ),
-    timeout_s=180,
+    timeout_s=240,  # a hang guard, 5-6x the quick preset's CPU time
 )

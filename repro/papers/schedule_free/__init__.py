@@ -112,5 +112,5 @@ REPRO = Reproduction(
             unit="nats (schedule-free − cosine, best of each grid)",
         ),
     ),
-    timeout_s=180,
+    timeout_s=240,  # a hang guard, 5-6x the quick preset's CPU time
 )

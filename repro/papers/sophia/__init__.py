@@ -104,5 +104,5 @@ REPRO = Reproduction(
             unit="× fewer steps, defined as for Sophia-G",
         ),
     ),
-    timeout_s=180,
+    timeout_s=240,  # a hang guard, 5-6x the quick preset's CPU time
 )

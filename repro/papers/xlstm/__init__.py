@@ -117,5 +117,5 @@ REPRO = Reproduction(
             unit="xLSTM / Transformer held-out loss",
         ),
     ),
-    timeout_s=180,
+    timeout_s=240,  # a hang guard, 5-6x the quick preset's CPU time
 )
