@@ -533,7 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("all", help="run every reproduction, each in its own process")
     s.add_argument("--preset", default="quick")
-    s.add_argument("--timeout", type=float, default=None, help="seconds per reproduction")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per reproduction (default: each one's own limit for quick, none otherwise)",
+    )
     s.add_argument("-j", "--jobs", type=int, default=2)
     s.add_argument("--device", default="cpu")
     s.add_argument("--seed", type=int, default=0)

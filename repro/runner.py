@@ -210,7 +210,7 @@ class Outcome:
 def _run_child(
     rep: Reproduction,
     preset: str,
-    timeout: float,
+    timeout: float | None,
     device: str,
     seed: int,
     root: Path,
@@ -312,6 +312,15 @@ def _write_failure(
     )
 
 
+def time_limit(rep: Reproduction, preset: str, timeout: float | None) -> float | None:
+    """Seconds ``repro all`` gives one reproduction: ``--timeout`` if given, else the
+    declaration's ``timeout_s`` for the quick preset (a hang guard sized for it), else none:
+    a full preset may legitimately run for an hour."""
+    if timeout is not None:
+        return timeout
+    return rep.timeout_s if preset == "quick" else None
+
+
 def run_all(
     reps: list[Reproduction],
     *,
@@ -327,7 +336,7 @@ def run_all(
     log_dir = results_dir(root) / "_logs"
 
     def one(rep: Reproduction) -> Outcome:
-        limit = timeout if timeout is not None else rep.timeout_s
+        limit = time_limit(rep, preset, timeout)
         try:
             out = _run_child(
                 rep,

@@ -82,3 +82,13 @@ def test_gpu_only_claim_not_checked_on_cpu():
     assert row["verdict"] == "not checked at this scale" and "GPU" in row["reason"]
     (row,) = evaluate(rep, {"speedup": 3.0}, {}, "cuda", "ok")
     assert row["verdict"] == "reproduced"
+
+
+def test_time_limit_guards_quick_and_leaves_full_presets_alone(fake_repros):
+    from repro.registry import resolve
+    from repro.runner import time_limit
+
+    rep = resolve("fake-hang")
+    assert time_limit(rep, "quick", None) == rep.timeout_s
+    assert time_limit(rep, "full", None) is None  # sized for quick; full may take an hour
+    assert time_limit(rep, "full", 30.0) == 30.0  # an explicit --timeout always wins
