@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+SHAPE_FIELDS = ("vocab_size", "seq_len", "d_model", "n_layer", "n_head")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,14 @@ class LMConfig:
     bias: bool = True
     dropout: float = 0.0
     tie_embeddings: bool = True
+
+    @classmethod
+    def like(cls, cfg: Any, **overrides: Any) -> LMConfig:
+        """The model shape from a reproduction's config (its vocab_size, seq_len, d_model,
+        n_layer and n_head fields), with ``overrides`` for everything else or in place of those.
+        Only these five are read: other fields of the same name may mean something else there."""
+        shape = {k: getattr(cfg, k) for k in SHAPE_FIELDS if k not in overrides}
+        return cls(**shape, **overrides)
 
 
 class RMSNorm(nn.Module):

@@ -26,11 +26,9 @@ def make_model(cfg, width: int, kind: str, seed: int) -> TinyLM:
     from the same initial weights for a given width."""
     torch.manual_seed(seed)
     model = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
+        LMConfig.like(
+            cfg,
             d_model=width,
-            n_layer=cfg.n_layer,
             n_head=max(1, width // 16),
             norm="rmsnorm",
             ffn="swiglu",

@@ -53,11 +53,9 @@ def published_fit_analysis() -> dict:
 def model_for(width: int, cfg) -> TinyLM:
     # head size 16 (one head below that): shape is secondary to size (Kaplan et al., Fig. 5)
     return TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
+        LMConfig.like(
+            cfg,
             d_model=width,
-            n_layer=cfg.n_layer,
             n_head=max(1, width // 16),
         )
     )

@@ -16,12 +16,8 @@ from repro.papers.fp8_lm.fp8 import MODES, CastStats, to_low_precision
 def train_mode(cfg, mode: str, train_ids, val_ids, seed: int):
     torch.manual_seed(seed)  # the same initial weights for every precision
     model = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
             bias=False,
         )
     )

@@ -106,12 +106,8 @@ def fan_in_init(model: TinyLM) -> TinyLM:
 def train_one(cfg, ffn: str, seed: int, train_ids, val_ids) -> tuple[float, int]:
     torch.manual_seed(seed)
     model = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
             ffn=ffn,
             bias=False,
         )

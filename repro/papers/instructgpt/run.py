@@ -44,12 +44,8 @@ def pretrain(cfg, train_ids, seed: int) -> TinyLM:
     """The stand-in for the supervised policy: a small GPT trained on Brown text."""
     torch.manual_seed(seed)
     lm = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
         )
     )
     opt = torch.optim.AdamW(lm.parameters(), lr=cfg.lm_lr, betas=(0.9, 0.95), foreach=True)

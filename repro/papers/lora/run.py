@@ -196,12 +196,8 @@ def main(cfg, ctx: RunContext) -> dict:
     ctx.metrics["tokens"] = {k: len(v) for k, v in data.items()}
     torch.manual_seed(ctx.seed)
     base = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
         )
     )
     t0 = time.perf_counter()

@@ -15,11 +15,9 @@ from repro.papers.multi_token_prediction.model import MultiTokenLM
 def train_one(cfg, width: int, n_future: int, train_ids, val_ids, seed: int) -> dict:
     torch.manual_seed(seed)
     model = MultiTokenLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
+        LMConfig.like(
+            cfg,
             d_model=width,
-            n_layer=cfg.n_layer,
             n_head=max(1, width // 16),
             bias=False,
         ),

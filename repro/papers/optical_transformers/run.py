@@ -95,12 +95,9 @@ def train_lm(cfg, d: int, train_ids, ctx: RunContext, gen: torch.Generator):
     from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, train
 
     model = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
+        LMConfig.like(
+            cfg,
             d_model=d,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
             ffn="gelu",
         )
     )

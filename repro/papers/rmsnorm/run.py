@@ -64,12 +64,8 @@ def invariances(seed: int) -> dict:
 
 # --------------------------------------------------------------------------- training
 def lm_config(cfg) -> LMConfig:
-    return LMConfig(
-        vocab_size=cfg.vocab_size,
-        seq_len=cfg.seq_len,
-        d_model=cfg.d_model,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
+    return LMConfig.like(
+        cfg,
     )
 
 

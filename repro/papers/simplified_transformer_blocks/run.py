@@ -16,12 +16,8 @@ from repro.papers.simplified_transformer_blocks.model import KINDS, SmallLM
 def make(cfg, kind: str, seed: int) -> SmallLM:
     torch.manual_seed(seed)
     return SmallLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
             bias=False,
         ),
         kind,

@@ -16,12 +16,8 @@ from repro.papers.sophia.optim import Sophia, gnb_diag, hutchinson_diag
 def make_lm(cfg, seed: int) -> TinyLM:
     torch.manual_seed(seed)  # every run starts from the same initial weights
     return TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
         )
     )
 

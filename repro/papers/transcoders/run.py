@@ -30,12 +30,8 @@ KINDS = ("transcoder", "sae")
 
 def train_lm(cfg, train_ids, ctx: RunContext) -> tuple[TinyLM, list[float]]:
     model = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=cfg.n_layer,
-            n_head=cfg.n_head,
+        LMConfig.like(
+            cfg,
             ffn="gelu",  # GPT-2's MLP, the paper's main model
         )
     )
