@@ -21,7 +21,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COMMANDS = ("list", "show", "run", "all", "check", "graph", "bench", "new", "schema")
+COMMANDS = (
+    "list",
+    "show",
+    "run",
+    "all",
+    "check",
+    "rejudge",
+    "verify",
+    "graph",
+    "bench",
+    "new",
+    "schema",
+)
 
 
 def _console(stderr: bool = False):
@@ -85,7 +97,9 @@ def _resolve(name: str, kb=None):
 
 # --------------------------------------------------------------------------- list / show
 def cmd_list(args) -> int:
+    from repro.claims import CHECK, FINDING, Verdict
     from repro.frontmatter import load_light
+    from repro.provenance import staleness
     from repro.registry import all_reproductions
     from repro.results import best_result, latest_results, verdict_counts
 
@@ -96,7 +110,7 @@ def cmd_list(args) -> int:
     warnings: list[str] = []
     for meta in sorted(metas, key=lambda m: (m["year"], m["id"])):
         rep = reps.get(meta["repro"] or "") or by_paper.get(meta["id"])
-        status, counts = "-", None
+        status, counts, stale = "-", None, None
         if rep:
             res, warns = latest_results(rep.id)
             warnings += warns
@@ -106,7 +120,8 @@ def cmd_list(args) -> int:
             else:
                 counts = verdict_counts(best)
                 status = best["preset"] if best.get("status") == "ok" else best.get("status", "?")
-        rows.append((meta, rep, status, counts))
+                stale = staleness(rep, best)
+        rows.append((meta, rep, status, counts, stale))
     if args.json:
         print(
             json.dumps(
@@ -117,9 +132,11 @@ def cmd_list(args) -> int:
                         "year": m["year"],
                         "reproduction": r.id if r else None,
                         "status": s,
-                        "verdicts": n,
+                        "stale": st,
+                        "findings": n[FINDING] if n else None,
+                        "checks": n[CHECK] if n else None,
                     }
-                    for m, r, s, n in rows
+                    for m, r, s, n, st in rows
                 ],
                 indent=2,
             )
@@ -127,17 +144,32 @@ def cmd_list(args) -> int:
     else:
         from rich.table import Table
 
-        table = Table(title=f"{len(rows)} cards, {len(reps)} reproductions", title_justify="left")
-        for col in ("card", "year", "title", "reproduction", "last run", "✔ / ✘ / –"):
+        table = Table(
+            title=f"{len(rows)} cards, {len(reps)} reproductions "
+            "(findings: ✔ reproduced ✘ not ? inconclusive – not checked; checks: pass/fail)",
+            title_justify="left",
+        )
+        for col in ("card", "year", "title", "reproduction", "last run", "findings", "checks"):
             table.add_column(col, overflow="fold")
-        for meta, rep, status, c in rows:
-            n = (
-                f"{c['reproduced']} / {c['not reproduced']} / {c['not checked at this scale']}"
-                if c
-                else ""
-            )
-            title = meta["title"] if len(meta["title"]) < 60 else meta["title"][:57] + "..."
-            table.add_row(meta["id"], str(meta["year"]), title, rep.id if rep else "", status, n)
+        for meta, rep, status, c, stale in rows:
+            f = g = ""
+            if c:
+                fc, cc = c[FINDING], c[CHECK]
+                f = " ".join(
+                    f"{v.symbol}{fc[v]}"
+                    for v in (
+                        Verdict.REPRODUCED,
+                        Verdict.NOT_REPRODUCED,
+                        Verdict.INCONCLUSIVE,
+                        Verdict.NOT_CHECKED,
+                    )
+                )
+                g = f"{cc[Verdict.PASS]}/{sum(cc.values())}" + (
+                    f" ({cc[Verdict.FAIL]} fail)" if cc[Verdict.FAIL] else ""
+                )
+            title = meta["title"] if len(meta["title"]) < 50 else meta["title"][:47] + "..."
+            shown = status + (" (stale)" if stale else "")
+            table.add_row(meta["id"], str(meta["year"]), title, rep.id if rep else "", shown, f, g)
         _console().print(table)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -149,40 +181,40 @@ def cmd_list(args) -> int:
 def _claims_table(result: dict[str, Any] | None, rep, title: str):
     from rich.table import Table
 
+    from repro.claims import Verdict
+    from repro.format import fmt_measured
+
     table = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("claim", "source", "paper says", "we measured", "rule", "verdict"):
+    for col in ("claim", "kind", "source", "paper says", "we measured", "rule", "verdict"):
         table.add_column(col, overflow="fold")
     rows = {c["id"]: c for c in (result or {}).get("claims", [])}
-    style = {"reproduced": "green", "not reproduced": "red"}
+    style = {
+        Verdict.REPRODUCED: "green",
+        Verdict.PASS: "green",
+        Verdict.NOT_REPRODUCED: "red",
+        Verdict.FAIL: "red",
+    }
     for claim in rep.claims:
         row = rows.get(claim.id)
-        measured = "" if row is None else format_value(row.get("measured"), claim.unit)
+        measured = "" if row is None else fmt_measured(row)
         verdict = "(not run)" if row is None else row["verdict"]
-        if row is not None and row.get("reason") and verdict != "reproduced":
+        if row is not None and row.get("reason"):
             verdict += f" — {row['reason']}"
+        color = style.get(Verdict(row["verdict"]), "yellow") if row else "yellow"
         table.add_row(
             f"{claim.id}: {claim.statement}",
+            claim.kind,
             claim.source,
             claim.paper_value,
             measured,
-            claim.rule.describe(),
-            f"[{style.get(row['verdict'] if row else '', 'yellow')}]{verdict}[/]",
+            claim.rule.describe()
+            + "".join(
+                f"; gate {g.name}: {g.rule_for(result.get('preset', 'quick') if result else 'quick').describe()}"
+                for g in claim.gates
+            ),
+            f"[{color}]{verdict}[/]",
         )
     return table
-
-
-def format_value(v: Any, unit: str = "") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        s = "yes" if v else "no"
-    elif isinstance(v, float):
-        s = f"{v:.4g}"
-    elif isinstance(v, list):
-        s = ", ".join(format_value(x) for x in v[:8]) + (" …" if len(v) > 8 else "")
-    else:
-        s = str(v)
-    return f"{s} {unit}".strip()
 
 
 def cmd_show(args) -> int:
@@ -256,7 +288,15 @@ def cmd_show(args) -> int:
             f" · {res.get('started')} · commit {(res.get('commit') or '?')[:10]}"
             f" · {res.get('duration_s')} s"
         )
+        from repro.claims import summarize_counts
+        from repro.provenance import staleness
+        from repro.results import verdict_counts
+
         con.print(_claims_table(res, rep, meta))
+        con.print(summarize_counts(verdict_counts(res)))
+        why = staleness(rep, res)
+        if why:
+            con.print(f"[yellow]stale[/]: {why}; re-run: repro run {rep.id} --preset {preset}")
         for f in res.get("figures", []):
             con.print(f"  figure: results/{rep.id}/{f}")
     return 0
@@ -334,6 +374,22 @@ def cmd_all(args) -> int:
     if args.exclude:
         skip = set(args.exclude.split(","))
         reps = [r for r in reps if r.id not in skip]
+    if args.stale:
+        from repro.provenance import staleness
+        from repro.results import load_result
+
+        def wants(rep) -> bool:
+            res = load_result(rep.id, args.preset)
+            return res is None or res.get("status") != "ok" or staleness(rep, res) is not None
+
+        reps = [r for r in reps if wants(r)]
+        print(
+            f"--stale: {len(reps)} reproduction(s) with a missing, failed or stale "
+            f"{args.preset} result" + (f": {', '.join(r.id for r in reps)}" if reps else ""),
+            file=sys.stderr,
+        )
+        if not reps:
+            return 0
     # Longest first, so that two workers finish together.
     reps.sort(key=lambda r: -r.timeout_s)
     done = [0]
@@ -358,39 +414,24 @@ def cmd_all(args) -> int:
         root=project_root(),
         on_done=on_done,
     )
+    from repro.claims import CHECK, FINDING, count_verdicts, summarize_counts
+
     table = Table(title=f"repro all --preset {args.preset}", title_justify="left")
-    for col in (
-        "reproduction",
-        "status",
-        "seconds",
-        "reproduced",
-        "not reproduced",
-        "not checked",
-        "message",
-    ):
+    for col in ("reproduction", "status", "seconds", "verdicts", "message"):
         table.add_column(col, overflow="fold")
+    total = count_verdicts([])
     for o in sorted(outcomes, key=lambda o: o.id):
-        c = o.counts or {}
-        table.add_row(
-            o.id,
-            o.status,
-            f"{o.duration_s:.1f}",
-            str(c.get("reproduced", 0)),
-            str(c.get("not reproduced", 0)),
-            str(c.get("not checked at this scale", 0)),
-            o.message[:120],
-        )
+        c = o.counts or count_verdicts([])
+        for kind in (FINDING, CHECK):
+            for k, v in c[kind].items():
+                total[kind][k] += v
+        table.add_row(o.id, o.status, f"{o.duration_s:.1f}", summarize_counts(c), o.message[:120])
     _console().print(table)
     failed = [o for o in outcomes if o.status != "ok"]
-    tot = {
-        k: sum((o.counts or {}).get(k, 0) for o in outcomes)
-        for k in ("reproduced", "not reproduced", "not checked at this scale")
-    }
     print(
         f"{len(outcomes)} reproductions: {len(outcomes) - len(failed)} ran, {len(failed)} failed"
-        f" ({', '.join(f'{o.id}: {o.status}' for o in failed) or 'none'}); claims: "
-        f"{tot['reproduced']} reproduced, {tot['not reproduced']} not reproduced, "
-        f"{tot['not checked at this scale']} not checked"
+        f" ({', '.join(f'{o.id}: {o.status}' for o in failed) or 'none'}); "
+        + summarize_counts(total)
     )
     return 1 if failed else 0
 
@@ -435,28 +476,14 @@ def cmd_check(args) -> int:
     kb = _kb(registered=True)
     problems = [str(p) for p in kb.errors] + list(rep_problems)
     warnings = [str(p) for p in kb.warnings]
-    # The card's `repro:` and the reproduction's `papers` must agree, both ways.
-    checkers: dict[str, list[str]] = {}
-    for rep in reps.values():
-        where = f"{rep.module.replace('.', '/')}/__init__.py"
-        for pid in rep.papers:
-            checkers.setdefault(pid, []).append(rep.id)
-            card = kb.cards.get(pid)
-            if card is None:
-                if kb.cards:
-                    problems.append(f"{where}: REPRO.papers: {pid!r} is no card id")
-            elif card.meta.repro is None:
-                problems.append(
-                    f"notes/papers/{pid}.md: repro: missing; {rep.id!r} checks this "
-                    f"paper, so add `repro: {rep.id}`"
-                )
-    for card in kb.cards.values():
-        rid = card.meta.repro
-        if rid in reps and rid not in checkers.get(card.id, []):
-            problems.append(
-                f"notes/papers/{card.id}.md: repro: {rid!r} does not list "
-                f"{card.id!r} in its REPRO.papers; add it there or fix the card"
-            )
+    from repro import consistency
+    from repro.paths import results_dir
+
+    problems += consistency.cards_vs_reproductions(kb, reps)
+    res_problems, res_warnings = consistency.committed_results(reps, results_dir())
+    problems += res_problems
+    warnings += res_warnings
+    problems += consistency.card_quotes(kb, results_dir())
     try:
         from repro.graph import checks as graph_checks
 
@@ -486,6 +513,64 @@ def cmd_check(args) -> int:
         f"ok: {len(kb.cards)} cards, {len(kb.collections)} collections, {len(reps)} "
         f"reproductions, {len(warnings)} warning(s) ({dt:.2f} s)"
     )
+    return 0
+
+
+def cmd_rejudge(args) -> int:
+    """Verdicts are judgements of stored metrics: re-derive them under the current rules."""
+    from repro.paths import results_dir
+    from repro.registry import UnknownReproduction, all_reproductions
+    from repro.results import read_result, rejudge, write_result
+
+    reps = all_reproductions()
+    try:
+        chosen = [_resolve(i) for i in args.ids] if args.ids else list(reps.values())
+    except UnknownReproduction as e:
+        return _err(str(e))
+    changed = 0
+    for rep in chosen:
+        for path in sorted((results_dir() / rep.id).glob("*.json")):
+            data, warn = read_result(path)
+            if data is None:
+                if warn:
+                    print(f"warning: {warn}", file=sys.stderr)
+                continue
+            new = rejudge(rep, data)
+            before = {c["id"]: c.get("verdict") for c in data.get("claims", [])}
+            after = {c["id"]: c.get("verdict") for c in new["claims"]}
+            if new != data:
+                write_result(new)
+                changed += 1
+                for cid, v in after.items():
+                    if before.get(cid) != v:
+                        print(f"{rep.id}/{path.stem} {cid}: {before.get(cid)} -> {v}")
+    print(f"rejudged; {changed} results file(s) rewritten")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from repro.registry import UnknownReproduction, all_reproductions
+    from repro.verify import draw, verify
+
+    reps = all_reproductions()
+    try:
+        chosen = (
+            [_resolve(i) for i in args.ids]
+            if args.ids
+            else draw(reps, args.sample, args.preset, args.draw_seed)
+        )
+    except UnknownReproduction as e:
+        return _err(str(e))
+    if not chosen:
+        return _err(f"no committed {args.preset} results to verify")
+    print(f"verify ({args.preset}): re-running {', '.join(r.id for r in chosen)}", file=sys.stderr)
+    failures = verify(chosen, args.preset, jobs=args.jobs)
+    for line in failures:
+        print(line)
+    if failures:
+        print(f"verify: {len(failures)} difference(s) from the committed results", file=sys.stderr)
+        return 1
+    print(f"verify: {len(chosen)} reproduction(s) match their committed results")
     return 0
 
 
@@ -544,6 +629,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--only", help="comma-separated reproduction ids")
     s.add_argument("--exclude", help="comma-separated reproduction ids")
+    s.add_argument(
+        "--stale",
+        action="store_true",
+        help="only those whose result is missing, failed, or made by other code (stale)",
+    )
+
+    s = sub.add_parser(
+        "rejudge", help="re-derive stored verdicts from stored metrics and current rules"
+    )
+    s.add_argument("ids", nargs="*", help="reproduction ids (default: all)")
+
+    s = sub.add_parser(
+        "verify",
+        help="re-run some reproductions and compare with their committed results",
+    )
+    s.add_argument("ids", nargs="*", help="reproduction ids (default: a sample, see --sample)")
+    s.add_argument("--sample", type=int, default=3, help="how many to draw when no ids given")
+    s.add_argument("--preset", default="quick")
+    s.add_argument("--draw-seed", help="seed of the draw (default: the current commit)")
+    s.add_argument("-j", "--jobs", type=int, default=2)
 
     sub.add_parser("check", help="validate cards, collections, reproductions and the graph")
 
@@ -592,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
             "show": cmd_show,
             "all": cmd_all,
             "check": cmd_check,
+            "rejudge": cmd_rejudge,
+            "verify": cmd_verify,
             "schema": cmd_schema,
         }[args.command](args)
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from typing import Any
 
 from repro.paths import results_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "crashed", "timeout", "nan", "interrupted")
 
 
@@ -97,28 +97,160 @@ def latest_results(rep_id: str, base: Path | None = None) -> tuple[dict[str, dic
         if warn:
             warnings.append(warn)
         if data is not None:
+            rep = _rep_for(rep_id)
+            if rep is not None:
+                from repro.provenance import staleness
+
+                if needs_rejudge(rep, data):
+                    data = rejudge(rep, data)
+                # In memory only, for readers: why this result no longer describes the code.
+                data["stale"] = staleness(rep, data)
             out[p.stem] = data
     return out, warnings
 
 
 def best_result(results: dict[str, dict]) -> dict | None:
-    """The result a reader should see first: the largest preset that ran to completion."""
-    for preset in ("full", "quick"):
-        r = results.get(preset)
-        if r and r.get("status") == "ok":
-            return r
+    """The result a reader should see first: the largest preset that ran to completion on
+    the current code; a stale one only when nothing current ran."""
+    for current in (True, False):
+        for preset in ("full", "quick"):
+            r = results.get(preset)
+            if r and r.get("status") == "ok" and (not r.get("stale")) == current:
+                return r
     for preset in ("full", "quick", *sorted(results)):
         if preset in results:
             return results[preset]
     return None
 
 
-def verdict_counts(result: dict | None) -> dict[str, int]:
-    from repro.claims import VERDICTS
+def verdict_counts(result: dict | None) -> dict[str, dict[str, int]]:
+    """{"finding": {verdict: n}, "check": {verdict: n}} of one result (kinds never summed)."""
+    from repro.claims import count_verdicts
 
-    counts = {v: 0 for v in VERDICTS}
-    if result:
-        for c in result.get("claims", []):
-            if c.get("verdict") in counts:
-                counts[c["verdict"]] += 1
-    return counts
+    return count_verdicts((result or {}).get("claims", []))
+
+
+# --------------------------------------------------------------------------- one record
+def build_record(
+    rep,
+    preset: str,
+    *,
+    status: str,
+    error: str | None,
+    config: Any,
+    overrides: dict[str, str] | None,
+    seed: int | None,
+    device: str | None,
+    device_name: str | None,
+    started: str,
+    duration_s: float,
+    metrics: dict[str, Any],
+    skipped: dict[str, str],
+    figures: list[str],
+    notes: list[str],
+    root: Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The one place a results record is made (a finished run and a child that died alike).
+
+    Records what produced it (commit, whether the tree was dirty, the code hash) and the
+    metrics; the claims' verdicts are judged from those metrics by the current declaration."""
+    import dataclasses
+
+    from repro.claims import judge
+    from repro.provenance import code_hash
+    from repro.runner import git_commit, library_versions
+
+    commit, dirty = git_commit(root)
+    cfg = dataclasses.asdict(config) if config is not None else None
+    try:
+        chash = code_hash(rep, preset, config) if config is not None else None
+    except (LookupError, ValueError):
+        chash = None
+    claims = judge(rep.claims, metrics, skipped, preset=preset, device=device, status=status)
+    return jsonable(
+        {
+            "schema": SCHEMA_VERSION,
+            "reproduction": rep.id,
+            "papers": list(rep.papers),
+            "title": rep.title,
+            "preset": preset,
+            "status": status,
+            "error": error,
+            "config": cfg,
+            "overrides": dict(overrides or {}),
+            "seed": seed,
+            "device": device,
+            "device_name": device_name,
+            "threads": threads,
+            "started": started,
+            "duration_s": round(duration_s, 2),
+            "commit": commit,
+            "dirty": dirty,
+            "code_hash": chash,
+            "versions": library_versions(),
+            "metrics": metrics,
+            "skipped": dict(skipped),
+            "claims": claims,
+            "figures": figures,
+            "notes": notes,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- re-judging
+def stored_skips(result: dict) -> dict[str, str]:
+    """The claims a run said it could not check (older files kept them only in the rows)."""
+    if isinstance(result.get("skipped"), dict):
+        return dict(result["skipped"])
+    out = {}
+    for c in result.get("claims", []):
+        reason = c.get("reason") or ""
+        if (
+            c.get("verdict") == "not checked at this scale"
+            and reason
+            and "was not measured" not in reason
+        ):
+            if not reason.startswith("run ") and not reason.startswith("needs a GPU"):
+                out[c["id"]] = reason
+    return out
+
+
+def needs_rejudge(rep, result: dict) -> bool:
+    """True when a stored verdict was made under another declaration than the current one."""
+    rows = {c.get("id"): c for c in result.get("claims", [])}
+    if set(rows) != {c.id for c in rep.claims}:
+        return True
+    return any(rows[c.id].get("fingerprint") != c.fingerprint() for c in rep.claims)
+
+
+def rejudge(rep, result: dict) -> dict:
+    """The same result with every claim judged again from its stored metrics."""
+    from repro.claims import judge
+
+    claims = judge(
+        rep.claims,
+        result.get("metrics") or {},
+        stored_skips(result),
+        preset=result.get("preset", "quick"),
+        device=result.get("device"),
+        status=result.get("status", "ok"),
+    )
+    return jsonable({**result, "claims": claims, "skipped": stored_skips(result)})
+
+
+def _rep_for(rep_id: str):
+    from repro.registry import all_reproductions
+
+    return all_reproductions().get(rep_id)
+
+
+def load_result(rep_id: str, preset: str, base: Path | None = None) -> dict | None:
+    """One stored result, re-judged in memory if its declaration has changed since."""
+    data, _warn = read_result(result_path(rep_id, preset, base))
+    if data is None:
+        return None
+    rep = _rep_for(rep_id)
+    if rep is not None and needs_rejudge(rep, data):
+        data = rejudge(rep, data)
+    return data

@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from repro.claims import NOT_CHECKED, Reproduction
+from repro.claims import Reproduction, judge
 from repro.paths import results_dir
-from repro.results import jsonable, read_result, result_path, write_result
+from repro.results import build_record, read_result, result_path, write_result
 
 EXIT_OK, EXIT_CRASH, EXIT_NAN, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -45,7 +45,8 @@ def git_commit(root: Path) -> tuple[str | None, bool]:
         )
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                # results/ is what runs write: a run in progress must not make the next dirty
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
                 cwd=root,
                 capture_output=True,
                 text=True,
@@ -88,20 +89,11 @@ def evaluate(
     rep: Reproduction,
     metrics: Mapping[str, Any],
     skipped: Mapping[str, str],
-    device: str,
+    device: str | None,
     status: str,
+    preset: str = "quick",
 ) -> list[dict[str, Any]]:
-    claims = []
-    for claim in rep.claims:
-        if claim.gpu_only and not device.startswith("cuda") and claim.id not in skipped:
-            skipped = {**skipped, claim.id: "needs a GPU; this run was on the CPU"}
-        row = claim.evaluate(metrics, skipped)
-        if status != "ok" and row["verdict"] != NOT_CHECKED:
-            # Values measured before a failure are kept, but a failed run decides nothing.
-            row["verdict"] = NOT_CHECKED
-            row["reason"] = f"run {status}; value measured before the failure"
-        claims.append(row)
-    return claims
+    return judge(rep.claims, metrics, skipped, preset=preset, device=device, status=status)
 
 
 def run_one(
@@ -163,34 +155,36 @@ def run_one(
         dev_name = device_name(ctx.device)
     except Exception:  # noqa: BLE001
         dev_name = ctx.device
-    commit, dirty = git_commit(root)
-    claims = evaluate(rep, ctx.metrics, ctx.skipped, ctx.device, status)
-    result = {
-        "schema": 1,
-        "reproduction": rep.id,
-        "papers": list(rep.papers),
-        "title": rep.title,
-        "preset": preset,
-        "status": status,
-        "error": error,
-        "config": dataclasses.asdict(cfg),
-        "overrides": dict(overrides or {}),
-        "seed": seed,
-        "device": ctx.device,
-        "device_name": dev_name,
-        "started": started.isoformat(timespec="seconds"),
-        "duration_s": round(time.perf_counter() - t0, 2),
-        "commit": commit,
-        "dirty": dirty,
-        "versions": library_versions(),
-        "metrics": ctx.metrics,
-        "claims": claims,
-        "figures": ctx.figures,
-        "notes": ctx.notes,
-    }
-    result = jsonable(result)
+    result = build_record(
+        rep,
+        preset,
+        status=status,
+        error=error,
+        config=cfg,
+        overrides=overrides,
+        seed=seed,
+        device=ctx.device,
+        device_name=dev_name,
+        started=started.isoformat(timespec="seconds"),
+        duration_s=time.perf_counter() - t0,
+        metrics=ctx.metrics,
+        skipped=ctx.skipped,
+        figures=ctx.figures,
+        notes=ctx.notes,
+        root=root,
+        threads=_threads(),
+    )
     write_result(result, base)
     return result
+
+
+def _threads() -> int | None:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        return None
 
 
 def exit_code_for(status: str) -> int:
@@ -282,32 +276,25 @@ def _write_failure(
     rep: Reproduction, preset: str, status: str, error: str, root: Path, duration: float
 ) -> None:
     """A results file for a child that died before it could write its own."""
-    commit, dirty = git_commit(root)
-    claims = evaluate(rep, {}, {c.id: f"run {status}" for c in rep.claims}, "cpu", status)
     write_result(
-        {
-            "schema": 1,
-            "reproduction": rep.id,
-            "papers": list(rep.papers),
-            "title": rep.title,
-            "preset": preset,
-            "status": status,
-            "error": error,
-            "config": None,
-            "overrides": {},
-            "seed": None,
-            "device": None,
-            "device_name": None,
-            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "duration_s": round(duration, 2),
-            "commit": commit,
-            "dirty": dirty,
-            "versions": library_versions(),
-            "metrics": {},
-            "claims": claims,
-            "figures": [],
-            "notes": [],
-        },
+        build_record(
+            rep,
+            preset,
+            status=status,
+            error=error,
+            config=None,
+            overrides={},
+            seed=None,
+            device=None,
+            device_name=None,
+            started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            duration_s=duration,
+            metrics={},
+            skipped={c.id: f"run {status}" for c in rep.claims},
+            figures=[],
+            notes=[],
+            root=root,
+        ),
         results_dir(root),
     )
 

@@ -81,23 +81,6 @@ def md_cell(x: Any) -> str:
     return esc(x).replace("|", "&#124;").replace("\n", " ")
 
 
-def fmt(v: Any, unit: str = "") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        s = "yes" if v else "no"
-    elif isinstance(v, float):
-        s = f"{v:.4g}"
-    elif isinstance(v, list):
-        s = ", ".join(fmt(x) for x in v[:6]) + (" …" if len(v) > 6 else "")
-    elif isinstance(v, dict):
-        items = list(v.items())
-        s = ", ".join(f"{k}: {fmt(x)}" for k, x in items[:6]) + (" …" if len(items) > 6 else "")
-    else:
-        s = str(v)
-    return f"{s} {unit}".strip() if unit and not unit.startswith(("max", "mean", "min")) else s
-
-
 def bibtex(card) -> str:
     m = card.meta
     first = re.sub(r"[^a-z]", "", m.authors[0].split()[-1].lower()) or "anon"
@@ -123,16 +106,24 @@ def bibtex(card) -> str:
     return f"@{kind}{{{key},\n{body}\n}}"
 
 
-VERDICT_BADGE = {
-    "reproduced": ("✔", "reproduced"),
-    "not reproduced": ("✘", "not-reproduced"),
-    "not checked at this scale": ("–", "not-checked"),
-}
-
-
 def verdict_html(v: str) -> str:
-    mark, cls = VERDICT_BADGE.get(v, ("?", "unknown"))
-    return f'<span class="verdict verdict-{cls}">{mark} {esc(v)}</span>'
+    from repro.claims import Verdict
+
+    try:
+        verdict = Verdict(v)
+    except ValueError:
+        return f'<span class="verdict verdict-unknown">? {esc(v)}</span>'
+    return (
+        f'<span class="verdict verdict-{verdict.css}">{verdict.symbol} {esc(verdict.value)}</span>'
+    )
+
+
+def counts_html(result: dict | None) -> str:
+    """'findings ✔ 2 ✘ 1 ? 3 – 0 · checks 5/5 pass' for one result (kinds never summed)."""
+    from repro.claims import summarize_counts
+    from repro.results import verdict_counts
+
+    return esc(summarize_counts(verdict_counts(result)))
 
 
 # --------------------------------------------------------------------------- card page
@@ -183,21 +174,27 @@ def repro_block(card_id: str) -> str:
         return "\n".join(out) + "\n"
     out.append(result_meta_line(best))
     out.append("")
-    out.append("| claim | source | paper says | we measured | rule | verdict |")
-    out.append("|---|---|---|---|---|---|")
-    for c in best.get("claims", []):
-        measured = md_cell(fmt(c.get("measured")))
-        unit = c.get("unit") or ""
-        if unit and c.get("measured") is not None:
-            measured = f"{measured} <small>({md_cell(unit)})</small>"
-        verdict = verdict_html(c.get("verdict", "?"))
-        if c.get("reason") and c.get("verdict") != "reproduced":
-            verdict += f"<br><small>{esc(c['reason'])}</small>"
+    out.append(f'<p class="claim-counts">{counts_html(best)}</p>')
+    out.append("")
+    rows = best.get("claims", [])
+    findings = [c for c in rows if c.get("kind") != "check"]
+    checks = [c for c in rows if c.get("kind") == "check"]
+    if findings:
+        out.append("### Findings: the paper's results, re-measured")
+        out.append("")
         out.append(
-            f"| {md_cell(c.get('statement', c.get('id')))} | {md_cell(c.get('source', ''))} | "
-            f"{md_cell(c.get('paper_value', ''))} | {measured} | {md_cell(c.get('rule', ''))} "
-            f"| {verdict} |"
+            "Measured over seeds; the verdict judges the confidence interval against the rule, "
+            "and a finding whose models did not learn (a failed gate) is *inconclusive*."
         )
+        out.append("")
+        out += _claim_table(findings, best.get("preset", "quick"))
+    if checks:
+        out.append("")
+        out.append("### Implementation checks: properties of our code")
+        out.append("")
+        out.append("Correctness tests (pass/fail), not reproductions of the paper.")
+        out.append("")
+        out += _claim_table(checks, best.get("preset", "quick"))
     out.append("")
     for fig in best.get("figures", []):
         url = f"../results/{rep.id}/{fig}"  # relative to notes/papers/, MkDocs rewrites it
@@ -216,6 +213,34 @@ def repro_block(card_id: str) -> str:
     return "\n".join(out)
 
 
+def _claim_table(rows: list[dict], preset: str) -> list[str]:
+    from repro.format import fmt_measured
+
+    out = [
+        "| claim | source | paper says | we measured | rule | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in rows:
+        measured = md_cell(fmt_measured(c, with_unit=False))
+        unit = c.get("unit") or ""
+        if unit and c.get("measured") is not None:
+            measured = f"{measured} <small>({md_cell(unit)})</small>"
+        rule = md_cell(c.get("rule", ""))
+        for g in c.get("gates") or []:
+            mark = "✔" if g.get("holds") else ("✘" if g.get("holds") is False else "–")
+            rule += (
+                f"<br><small>gate {md_cell(g.get('name'))}: {md_cell(g.get('rule'))} {mark}</small>"
+            )
+        verdict = verdict_html(c.get("verdict", "?"))
+        if c.get("reason"):
+            verdict += f"<br><small>{esc(c['reason'])}</small>"
+        out.append(
+            f"| {md_cell(c.get('statement', c.get('id')))} | {md_cell(c.get('source', ''))} | "
+            f"{md_cell(c.get('paper_value', ''))} | {measured} | {rule} | {verdict} |"
+        )
+    return out
+
+
 def result_meta_line(r: dict) -> str:
     commit = (r.get("commit") or "unknown")[:10]
     status = r.get("status", "?")
@@ -228,6 +253,8 @@ def result_meta_line(r: dict) -> str:
         f"{esc(r.get('duration_s', '?'))} s",
         f"seed {esc(r.get('seed'))}",
     ]
+    if r.get("stale"):
+        bits.append(f'<strong class="stale">stale: {esc(r["stale"])}</strong>')
     return '<p class="run-meta">' + " · ".join(bits) + "</p>"
 
 
@@ -279,6 +306,23 @@ def neighbourhood(card_id: str) -> str:
     return fn(graph(), card_id, lambda cid: f"../{cid}/")
 
 
+def expand_quotes(markdown: str, where: str) -> str:
+    """``{{ result: ... }}`` references become the values in the results files."""
+    from mkdocs.exceptions import PluginError
+
+    from repro.quote import expand, results_loader
+
+    if "{{" not in markdown:
+        return markdown
+    st = state()
+    if "quotes" not in st:
+        st["quotes"] = results_loader(st["results_base"])
+    text, errors = expand(markdown, st["quotes"])
+    if errors:
+        raise PluginError(f"{where}: " + f"\n{where}: ".join(errors))
+    return text
+
+
 def render_card(markdown: str, card_id: str) -> str:
     card = state()["kb"].cards[card_id]
     body = markdown
@@ -326,7 +370,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             from mkdocs.exceptions import PluginError
 
             raise PluginError(f"notes/{src}: page under papers/ is not a valid card")
-        return render_card(markdown, card_id)
+        return render_card(expand_quotes(markdown, f"notes/{src}"), card_id)
     for marker, render in MARKERS.items():
         if marker in markdown:
             markdown = markdown.replace(marker, render(page))
@@ -353,30 +397,44 @@ def graph():
 
 
 def _totals_html(page) -> str:
+    from repro.claims import CHECK, FINDING, Verdict, count_verdicts
     from repro.results import verdict_counts
 
     st = state()
-    totals = {"reproduced": 0, "not reproduced": 0, "not checked at this scale": 0}
+    totals = count_verdicts([])
     latest, commits = "", set()
     seen = set()
     for rep, _results, best in st["by_card"].values():
         if best is None or rep.id in seen:
             continue
         seen.add(rep.id)
-        for k, v in verdict_counts(best).items():
-            totals[k] += v
+        c = verdict_counts(best)
+        for kind in (FINDING, CHECK):
+            for k, v in c[kind].items():
+                totals[kind][k] += v
         latest = max(latest, best.get("started") or "")
         if best.get("commit"):
             commits.add(best["commit"][:10])
     when = latest[:10] or "never"
     commit = ", ".join(sorted(commits)[:3]) + (" …" if len(commits) > 3 else "")
+    f, c = totals[FINDING], totals[CHECK]
+    findings = " · ".join(
+        f"{verdict_html(v)} {f[v]}"
+        for v in (
+            Verdict.REPRODUCED,
+            Verdict.NOT_REPRODUCED,
+            Verdict.INCONCLUSIVE,
+            Verdict.NOT_CHECKED,
+        )
+    )
+    checks = " · ".join(f"{verdict_html(v)} {c[v]}" for v in (Verdict.PASS, Verdict.FAIL))
     return (
         f'<div class="totals" markdown="0"><p><strong>{len(st["kb"].cards)}</strong> paper cards, '
-        f"<strong>{len(st['reps'])}</strong> reproductions, "
-        f"<strong>{sum(totals.values())}</strong> claims measured: "
-        f"{verdict_html('reproduced')} {totals['reproduced']} · "
-        f"{verdict_html('not reproduced')} {totals['not reproduced']} · "
-        f"{verdict_html('not checked at this scale')} {totals['not checked at this scale']}</p>"
+        f"<strong>{len(st['reps'])}</strong> reproductions.</p>"
+        f"<p><strong>{sum(f.values())}</strong> findings (the papers' results, re-measured "
+        f"over seeds): {findings}</p>"
+        f"<p><strong>{sum(c.values())}</strong> implementation checks (tests of our own code, "
+        f"not reproductions): {checks}</p>"
         f'<p class="run-meta">latest run {esc(when)}; commit(s) {esc(commit or "unknown")}</p></div>'
     )
 
@@ -397,13 +455,7 @@ def _timeline_md(page) -> str:
             entry = st["by_card"].get(card.id)
             badge = ""
             if entry and entry[2] is not None:
-                from repro.results import verdict_counts
-
-                n = verdict_counts(entry[2])
-                badge = (
-                    f" — ✔ {n['reproduced']} · ✘ {n['not reproduced']} · "
-                    f"– {n['not checked at this scale']}"
-                )
+                badge = f" — <small>{counts_html(entry[2])}</small>"
             first = card.meta.authors[0].split()[-1]
             more = " et al." if len(card.meta.authors) > 1 else ""
             out.append(

@@ -41,7 +41,8 @@ def test_unknown_key_lists_valid_keys(fake_repros, capsys):
     code, _, err = run_cli(["fake-good", "--stepz=4"], capsys)
     assert code == 2
     assert (
-        "unknown key --stepz (did you mean --steps?); valid keys: steps, scale, label, flag" in err
+        "unknown key --stepz (did you mean --steps?); valid keys: steps, seeds, scale, label, flag"
+        in err
     )
 
 
@@ -72,11 +73,13 @@ def test_run_writes_results_with_verdicts(fake_repros, capsys):
     assert code == 0
     data = json.loads((fake_repros / "results" / "fake-good" / "quick.json").read_text())
     assert data["status"] == "ok"
-    assert data["config"] == {"steps": 2, "scale": 1.0, "label": "x", "flag": True}
+    assert data["config"] == {"steps": 2, "seeds": 3, "scale": 1.0, "label": "x", "flag": True}
     verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
-    assert verdicts == {"value": "reproduced", "small": "not reproduced"}
+    assert verdicts == {"value": "reproduced", "small": "fail"}
+    value = data["claims"][0]
+    assert value["kind"] == "finding" and value["n"] == 3 and len(value["interval"]) == 2
     assert "reproduced" in out
-    for key in ("device", "versions", "commit", "seed", "duration_s", "started"):
+    for key in ("device", "versions", "commit", "seed", "duration_s", "started", "code_hash"):
         assert key in data
 
 
@@ -102,7 +105,9 @@ def test_list_and_show(fake_repros, capsys):
     assert code == 0
     rows = {r["id"]: r for r in json.loads(out)}
     assert rows["fake-good"]["reproduction"] == "fake-good"
-    assert rows["fake-good"]["verdicts"]["reproduced"] == 2
+    assert rows["fake-good"]["findings"]["reproduced"] == 1
+    assert rows["fake-good"]["checks"]["pass"] == 1
+    assert rows["fake-good"]["stale"] is None
     assert rows["bert"]["reproduction"] is None
     code, out, _ = run_cli(["show", "fake-good", "--json"], capsys)
     shown = json.loads(out)

@@ -58,9 +58,10 @@ def test_rules_decide_verdicts():
 
 
 def test_claim_evaluation_paths():
-    c = Claim("x", "s", "§1", "1", "m", AtMost(1.0))
-    assert c.evaluate({"m": 0.5}, {})["verdict"] == "reproduced"
-    assert c.evaluate({"m": 2.0}, {})["verdict"] == "not reproduced"
+    c = Claim("x", "s", "§1", "1", "m", AtMost(1.0), kind="finding")
+    assert c.evaluate({"m": [0.5, 0.6, 0.4]}, {})["verdict"] == "reproduced"
+    assert c.evaluate({"m": [2.0, 2.1, 1.9]}, {})["verdict"] == "not reproduced"
+    assert c.evaluate({"m": 0.5}, {})["verdict"] == "inconclusive"  # one seed
     assert c.evaluate({}, {})["verdict"] == "not checked at this scale"
     skipped = c.evaluate({"m": 0.5}, {"x": "needs a GPU"})
     assert skipped["verdict"] == "not checked at this scale" and skipped["reason"] == "needs a GPU"
@@ -76,11 +77,22 @@ def test_gpu_only_claim_not_checked_on_cpu():
         papers=("r",),
         title="t",
         config=object,
-        claims=(Claim("speed", "fast", "Fig. 1", "2x", "speedup", AtLeast(2), gpu_only=True),),
+        claims=(
+            Claim(
+                "speed",
+                "fast",
+                "Fig. 1",
+                "2x",
+                "speedup",
+                AtLeast(2),
+                gpu_only=True,
+                kind="finding",
+            ),
+        ),
     )
-    (row,) = evaluate(rep, {"speedup": 3.0}, {}, "cpu", "ok")
+    (row,) = evaluate(rep, {"speedup": [3.0, 3.1, 2.9]}, {}, "cpu", "ok")
     assert row["verdict"] == "not checked at this scale" and "GPU" in row["reason"]
-    (row,) = evaluate(rep, {"speedup": 3.0}, {}, "cuda", "ok")
+    (row,) = evaluate(rep, {"speedup": [3.0, 3.1, 2.9]}, {}, "cuda", "ok")
     assert row["verdict"] == "reproduced"
 
 

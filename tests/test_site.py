@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO, write_card
 
@@ -44,8 +45,10 @@ def test_card_page_shows_claims_and_links(fake_repros, monkeypatch):
     cli.main(["run", "fake-good", "--no-progress"])
     _state(fake_repros, monkeypatch)
     page = site.render_card("Notes here.", "fake-good")
-    assert "| the value is at least one | §1 | 1 | 3 |" in page
-    assert "verdict-reproduced" in page
+    assert "| the value is at least one | §1 | 1 | 3.01 (95% CI [" in page
+    assert "### Findings" in page and "### Implementation checks" in page
+    assert "verdict-reproduced" in page and "verdict-pass" in page
+    assert "1 finding: 1 reproduced, 0 not, 0 inconclusive · 1 implementation check: 1 pass" in page
     assert "repro run fake-good" in page
     page = site.render_card("Notes.", "transformer")
     assert "No reproduction checks this paper yet" in page
@@ -92,3 +95,41 @@ def test_tags_vocabulary_equals_mkdocs_tags_allowed():
     block = text.split("tags_allowed:")[1].split("\n  - ")[0]
     allowed = [line.strip()[2:] for line in block.splitlines() if line.strip().startswith("- ")]
     assert allowed == list(vocab)
+
+
+def test_card_quotes_follow_the_results_file(fake_repros, monkeypatch):
+    """A card's {{ result: ... }} reference is expanded from the results at build time, so
+    changing the results file changes the page."""
+    from repro import cli
+
+    cli.main(["run", "fake-good", "--no-progress"])
+    _state(fake_repros, monkeypatch)
+    md = "We measured {{ result: fake-good/quick #value }}, verdict {{ result: fake-good/quick #value.verdict }}; error {{ result: fake-good/quick @error | .3f }}."
+    page = site.expand_quotes(md, "notes/papers/fake-good.md")
+    assert "We measured 3.01 (95% CI [" in page and "n = 3)" in page
+    assert "verdict reproduced" in page and "error 0.010." in page
+    path = fake_repros / "results" / "fake-good" / "quick.json"
+    data = json.loads(path.read_text())
+    data["metrics"]["value"] = [0.2, 0.3, 0.25]
+    data["metrics"]["error"] = 0.25
+    from repro.registry import resolve
+    from repro.results import rejudge
+
+    path.write_text(json.dumps(rejudge(resolve("fake-good"), data)))
+    _state(fake_repros, monkeypatch)
+    page = site.expand_quotes(md, "notes/papers/fake-good.md")
+    assert "We measured 0.25 (95% CI [" in page
+    assert "verdict not reproduced" in page and "error 0.250." in page
+
+
+def test_a_quote_of_a_missing_claim_fails_the_build(fake_repros, monkeypatch):
+    from mkdocs.exceptions import PluginError
+
+    from repro import cli
+
+    cli.main(["run", "fake-good", "--no-progress"])
+    _state(fake_repros, monkeypatch)
+    with pytest.raises(PluginError, match="has no claim 'valu'; claims: small, value"):
+        site.expand_quotes("{{ result: fake-good/quick #valu }}", "notes/papers/x.md")
+    with pytest.raises(PluginError, match="no results file results/fake-good/full.json"):
+        site.expand_quotes("{{ result: fake-good/full #value }}", "notes/papers/x.md")

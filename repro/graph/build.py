@@ -15,9 +15,10 @@ Node attributes (every node has every key):
   ``title`` str, ``year`` int, ``tags`` list[str], ``collections`` list[str] (collection ids,
   sorted), ``repro`` reproduction id or None, ``status`` None (no reproduction), "not run", or
   the best result's run status ("ok", "crashed", ...), ``preset`` of that result or None,
-  ``verdict`` None, "not run", "reproduced", "partly reproduced", "not reproduced",
-  "not checked" or the failed run's status, and the claim counts ``reproduced``,
-  ``not_reproduced``, ``not_checked`` (0 without results).
+  ``verdict`` the headline finding's verdict (a ``repro.claims.Verdict`` value) or None
+  (no reproduction, not run, failed run, no finding), and the counts of findings
+  ``reproduced``, ``not_reproduced``, ``inconclusive``, ``not_checked`` and of implementation
+  checks ``checks_passed``, ``checks_failed`` (0 without results; the kinds are never summed).
 
 Graph attributes: ``collections`` {collection id: title}.
 """
@@ -123,7 +124,10 @@ def structure(kb: KnowledgeBase) -> nx.MultiDiGraph:
             verdict=None,
             reproduced=0,
             not_reproduced=0,
+            inconclusive=0,
             not_checked=0,
+            checks_passed=0,
+            checks_failed=0,
         )
     for cid in sorted(kb.cards):
         card = kb.cards[cid]
@@ -151,17 +155,17 @@ def _registry_map() -> dict[str, str]:
     return out
 
 
-def _verdict(status: str, counts: Mapping[str, int]) -> str:
-    if status != "ok":
-        return status
-    yes, no = counts.get("reproduced", 0), counts.get("not reproduced", 0)
-    if yes and no:
-        return "partly reproduced"
-    if yes:
-        return "reproduced"
-    if no:
-        return "not reproduced"
-    return "not checked"
+def _headline(best: Mapping) -> str | None:
+    """A card's verdict in the graph: its headline finding's (the first finding declared),
+    a value of :class:`repro.claims.Verdict`; None when the run failed or has no finding."""
+    from repro.claims import FINDING
+
+    if best.get("status") != "ok":
+        return None
+    for c in best.get("claims", []):
+        if c.get("kind", FINDING) == FINDING:  # rows without a kind predate kinds: findings
+            return c.get("verdict")
+    return None
 
 
 def build_graph(
@@ -176,6 +180,7 @@ def build_graph(
     ``reproductions``: {card id: reproduction id} for cards without ``repro:`` in their front
     matter; None asks the registry (imports the declarations, never torch).
     """
+    from repro.claims import CHECK, FINDING, Verdict
     from repro.results import best_result, latest_results, verdict_counts
 
     G = structure(kb)
@@ -188,17 +193,20 @@ def build_graph(
         results, _warnings = latest_results(rep_id, base=results_base)
         best = best_result(results)
         if best is None:
-            attrs["status"] = attrs["verdict"] = "not run"
+            attrs["status"] = "not run"
             continue
         counts = verdict_counts(best)
-        status = str(best.get("status") or "unknown")
+        f, c = counts[FINDING], counts[CHECK]
         attrs.update(
-            status=status,
+            status=str(best.get("status") or "unknown"),
             preset=best.get("preset"),
-            verdict=_verdict(status, counts),
-            reproduced=counts["reproduced"],
-            not_reproduced=counts["not reproduced"],
-            not_checked=counts["not checked at this scale"],
+            verdict=_headline(best),
+            reproduced=f[Verdict.REPRODUCED],
+            not_reproduced=f[Verdict.NOT_REPRODUCED],
+            inconclusive=f[Verdict.INCONCLUSIVE],
+            not_checked=f[Verdict.NOT_CHECKED],
+            checks_passed=c[Verdict.PASS],
+            checks_failed=c[Verdict.FAIL],
         )
     return G
 

@@ -33,19 +33,14 @@ Href = Callable[[str], str]
 
 SWEEPS = 12  # barycentre sweeps; the ordering stops improving after a handful on real cards
 SETTLE = 8  # passes that pull cards towards their neighbours' height after the ordering
-VERDICT_CLASS = {
-    None: "none",
-    "not run": "not-run",
-    "reproduced": "reproduced",
-    "partly reproduced": "partly",
-    "not reproduced": "not-reproduced",
-    "not checked": "not-checked",
-}
+# A node's class: its headline finding's verdict (repro.claims.Verdict), or what stands in
+# for one when there is none: no reproduction, not run yet, or a failed run.
+NO_REPRO, NOT_RUN, FAILED = "none", "not-run", "failed"
 FILL = {  # fallback colours when graph.css is not loaded (e.g. the SVG opened on its own)
     "none": "#9e9e9e",
     "not-run": "#ffffff",
     "reproduced": "#2e7d32",
-    "partly": "#f9a825",
+    "inconclusive": "#f9a825",
     "not-reproduced": "#c62828",
     "not-checked": "#90a4ae",
     "failed": "#6a1b9a",
@@ -80,8 +75,17 @@ def _f(x: float) -> str:
     return "0.0" if s == "-0.0" else s
 
 
-def _verdict_class(v: str | None) -> str:
-    return VERDICT_CLASS.get(v, "failed")
+def _verdict_class(a: dict) -> str:
+    from repro.claims import Verdict
+
+    if not a.get("repro"):
+        return NO_REPRO
+    if a.get("status") in (None, "not run"):
+        return NOT_RUN
+    if a.get("status") != "ok":
+        return FAILED
+    v = a.get("verdict")
+    return Verdict(v).css if v in {x.value for x in Verdict} else "not-checked"
 
 
 def short_name(title: str, cid: str, limit: int) -> str:
@@ -101,7 +105,9 @@ def _radius(G: nx.MultiDiGraph, v: str, base: float, step: float, top: float) ->
 def _tooltip(a: dict[str, Any]) -> str:
     lines = [f"{a['title']} ({a['year']})"]
     if a.get("verdict"):
-        lines.append(f"reproduction: {a['verdict']}")
+        lines.append(f"headline finding: {a['verdict']}")
+    elif a.get("status") and a.get("status") != "ok":
+        lines.append(f"reproduction: {a['status']}")
     if a.get("tags"):
         lines.append("tags: " + ", ".join(a["tags"]))
     return "\n".join(lines)
@@ -120,7 +126,7 @@ def _node(
     extra_class: str = "",
 ) -> str:
     a = G.nodes[v]
-    vc = _verdict_class(a.get("verdict"))
+    vc = _verdict_class(a)
     cls = f"rg-node rg-v-{vc}" + (f" {extra_class}" if extra_class else "")
     parts = [
         f'<a href="{_esc(href(v))}" class="{cls}" data-id="{_esc(v)}" data-year="{a["year"]}" '
@@ -453,9 +459,10 @@ def full_html(kb_or_graph: Any, href: Href) -> str:
         f'<span class="rg-key"><svg width="12" height="12" aria-hidden="true"><circle cx="6" '
         f'cy="6" r="5" class="rg-v-{c}" fill="{FILL[c]}" stroke="#455a64"/></svg>{_esc(t)}</span>'
         for c, t in (
-            ("reproduced", "reproduced"),
-            ("partly", "partly reproduced"),
+            ("reproduced", "headline reproduced"),
             ("not-reproduced", "not reproduced"),
+            ("inconclusive", "inconclusive"),
+            ("not-checked", "not checked at this scale"),
             ("not-run", "reproduction not run"),
             ("none", "no reproduction"),
         )

@@ -8,6 +8,7 @@ from repro.claims import AtLeast, AtMost, Claim, Reproduction
 @dataclass(frozen=True)
 class Config:
     steps: int = 3
+    seeds: int = 3
     scale: float = 1.0
     label: str = "x"
     flag: bool = False
@@ -28,6 +29,7 @@ def declare(rep_id: str, timeout_s: float = 120) -> Reproduction:
                 paper_value="1",
                 metric="value",
                 rule=AtLeast(1.0),
+                kind="finding",
             ),
             Claim(
                 id="small",
@@ -36,6 +38,7 @@ def declare(rep_id: str, timeout_s: float = 120) -> Reproduction:
                 paper_value="0",
                 metric="error",
                 rule=AtMost(0.1),
+                kind="check",
             ),
         ),
         timeout_s=timeout_s,
