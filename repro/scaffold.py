@@ -167,12 +167,13 @@ Left out, and why: ...
 
 from dataclasses import dataclass
 
-from repro.claims import AtMost, Claim, Reproduction
+from repro.claims import AtLeast, Claim, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
 class Config:
-    steps: int = 100  # training steps (quick preset: keep the run under 60 s on one CPU core)
+    steps: int = 100  # training steps (quick: all seeds together under 3 CPU-minutes)
+    seeds: int = 3  # a finding is judged over seeds: 3 in quick, 5 in full
 
 
 REPRO = Reproduction(
@@ -180,16 +181,21 @@ REPRO = Reproduction(
     papers=("{cid}",),
     title={title!r},
     config=Config,
-    presets={{"quick": {{}}, "full": {{"steps": 2000}}}},
+    presets={{"quick": {{}}, "full": {{"steps": 2000, "seeds": 5}}, "tiny": {{"steps": 2, "seeds": 1}}}},
     claims=(
+        # The paper's central empirical result, re-measured: a finding, judged on the
+        # interval of its per-seed values (here: paired differences between two arms).
         Claim(
             id="main-claim",
+            kind="finding",
             statement="what the paper claims, in our words",
             source="Table 1",
             paper_value="the paper's number",
             metric="main_metric",
             # Set the threshold from the paper before looking at your result.
-            rule=AtMost(0.05),
+            rule=AtLeast(0.05),
+            # every language-model arm must have learned (reports <arm>_below_unigram)
+            gates=(learned_gate("baseline"), learned_gate("method")),
         ),
     ),
     timeout_s=120,
@@ -200,10 +206,10 @@ REPRO = Reproduction(
 from __future__ import annotations
 
 
-def main(cfg, ctx) -> dict:
+def main(cfg, ctx) -> None:
     # Until this measures something, the claim stays "not checked at this scale".
+    # When it does: ctx.metrics["main_metric"] = [one value per seed], arms paired by seed.
     ctx.skip("main-claim", "not implemented yet")
-    return {}
 '''
     test = f'''"""Tiny-config tests for the {cid} reproduction: check behaviour, never wall-clock."""
 
