@@ -561,8 +561,6 @@ class Claim:
                 out["reason"] = reason
             return out
 
-        if not math.isfinite(est.estimate):
-            return verdict(Verdict.NOT_REPRODUCED, f"measured value is {est.estimate}")
         need = MIN_SEEDS.get(preset, MIN_SEEDS["quick"])
         own = est.method.startswith("own:")
         if not own and est.n < need:
@@ -575,6 +573,9 @@ class Claim:
             g = failed[0]
             why = "not measured" if g["holds"] is None else f"{g['rule']} does not hold"
             return verdict(Verdict.INCONCLUSIVE, f"gate {g['name']}: {g['metric']} {why}")
+        # After the gates: a diverged arm that learned nothing says nothing about the claim.
+        if not math.isfinite(est.estimate):
+            return verdict(Verdict.NOT_REPRODUCED, f"measured value is {est.estimate}")
         if isinstance(self.rule, IsTrue):
             lo, hi = min(est.values or (est.low,)), max(est.values or (est.high,))
         else:
@@ -590,7 +591,7 @@ class Claim:
 
 
 # Bumped when the judging logic itself changes, so stored verdicts are re-judged.
-JUDGE_VERSION = 2
+JUDGE_VERSION = 3
 
 
 def judge(
