@@ -45,8 +45,10 @@ def git_commit(root: Path) -> tuple[str | None, bool]:
         )
         dirty = bool(
             subprocess.run(
-                # results/ is what runs write: a run in progress must not make the next dirty
-                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+                # Dirty means the code that measures differs from the commit: the package
+                # (untracked files in it included) and its dependencies. Cards, tests and
+                # results/ (what runs write) do not change a measurement.
+                ["git", "status", "--porcelain", "--", "repro", "pyproject.toml"],
                 cwd=root,
                 capture_output=True,
                 text=True,
