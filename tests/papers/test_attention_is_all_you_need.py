@@ -119,3 +119,38 @@ def test_noam_schedule_peaks_at_warmup():
     lrs = [noam_lr(s, 64, 100) for s in range(1, 400)]
     assert max(range(len(lrs)), key=lrs.__getitem__) == 99
     assert math.isclose(lrs[99], 64**-0.5 * 100**-0.5)
+
+
+def test_main_reports_per_seed_finding_and_gate(tmp_path):
+    """Tiny run: one value per seed for the seq2seq finding and for its learned gate."""
+    from repro.context import RunContext
+    from repro.papers.attention_is_all_you_need import Config
+    from repro.papers.attention_is_all_you_need.run import main
+
+    cfg = Config(
+        dims=(4, 8),
+        samples=200,
+        softmax_rows=20,
+        seq_len=8,
+        d_model=16,
+        positions=64,
+        offsets=(1, 3),
+        mha_trials=2,
+        min_len=2,
+        max_len=4,
+        n_symbols=4,
+        model_dim=16,
+        n_head=2,
+        d_ff=32,
+        steps=3,
+        batch=8,
+        warmup=2,
+        eval_sequences=20,
+        seeds=2,
+    )
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    assert main(cfg, ctx) is None
+    m = ctx.metrics
+    assert len(m["min_exact_match"]) == 2 and len(m["seq2seq_below_unigram"]) == 2
+    assert len(m["exact_match"]["reverse"]) == 2
+    assert m["mha_max_abs_diff"] < 1e-10

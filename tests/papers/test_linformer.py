@@ -102,3 +102,18 @@ def test_encoder_maps_and_linformer_variant():
 
 def test_loglog_slope():
     assert math.isclose(loglog_slope([1, 2, 4, 8], [3, 12, 48, 192]), 2.0, rel_tol=1e-12)
+
+
+def test_masked_unigram_scores_the_masked_tokens():
+    """The learned gate's floor is the unigram over exactly the tokens the MLM loss scores."""
+    from types import SimpleNamespace
+
+    from repro.common.stats import unigram_entropy
+    from repro.papers.linformer.run import masked_unigram
+
+    cfg = SimpleNamespace(vocab_size=30)
+    g = torch.Generator().manual_seed(0)
+    train, windows = torch.randint(0, 30, (500,), generator=g), torch.randint(0, 30, (4, 32))
+    _, tgt = mask_tokens(windows, 0, 30, 0.15, torch.Generator().manual_seed(9))
+    want = unigram_entropy(train, 30, tgt[tgt != -100])
+    assert masked_unigram(train, windows, cfg, 9) == want

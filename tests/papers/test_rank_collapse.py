@@ -79,3 +79,26 @@ def test_convergence_order_of_known_sequences():
 def test_layers_to():
     assert layers_to([1.0, 0.1, 1e-7, 1e-9], 1e-6) == 2
     assert layers_to([1.0, 0.5], 1e-6) is None
+
+
+def test_main_gives_one_value_per_draw(tmp_path):
+    """Each finding's sample has one value per draw; the MLP comparisons are paired by draw."""
+    from repro.context import RunContext
+    from repro.papers.rank_collapse import Config
+    from repro.papers.rank_collapse.run import main
+
+    cfg = Config(tokens=8, d_model=16, heads=2, depth=6, draws=3, mlp_gains=(1.0, 4.0))
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    assert main(cfg, ctx) is None
+    m = ctx.metrics
+    for key in (
+        "san_final",
+        "skip_final",
+        "skip_mlp_final",
+        "ln_final",
+        "mlp_extra_layers_to_collapse",
+        "lipschitz_extra_layers",
+    ):
+        assert len(m[key]) == 3, key
+    assert len(m["san_convergence_order"]) == m["san_order_samples"] <= 3
+    assert set(m["layers_to_collapse_by_mlp_gain"]) == {"1", "4"}

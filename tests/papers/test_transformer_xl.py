@@ -87,3 +87,32 @@ def test_streams_are_contiguous_rows():
     s = streams(ids, 4)
     assert s.shape == (4, 5)
     assert s[1].tolist() == [5, 6, 7, 8, 9]
+
+
+def test_arms_are_paired_by_seed_and_unigram_scores_the_evaluated_tokens():
+    """Same seed -> same initial weights for both arms: untrained, they score alike at memory 0."""
+    from repro.common.stats import unigram_entropy
+    from repro.context import RunContext
+    from repro.papers.transformer_xl import Config
+    from repro.papers.transformer_xl.run import run_seed, scored_unigram
+
+    cfg = Config(
+        vocab_size=30,
+        d_model=16,
+        n_layer=1,
+        n_head=2,
+        seg_len=4,
+        batch_size=2,
+        steps=0,
+        eval_streams=2,
+        eval_segments=3,
+        warmup_segments=2,
+    )
+    g = torch.Generator().manual_seed(0)
+    train_ids, val_ids = torch.randint(0, 30, (400,), generator=g), torch.randint(0, 30, (80,))
+    ctx = RunContext(out_dir=None, show_progress=False)
+    r = run_seed(cfg, ctx, train_ids, val_ids, [0, 2, 4], seed=3)
+    assert len(r["curve_xl"]) == 3
+    assert r["curve_xl"][0] == r["curve_plain"][0]
+    scored = streams(val_ids, 2)[:, 9:21]  # after 2 warm-up segments of 4, shifted by one
+    assert scored_unigram(cfg, train_ids, val_ids) == unigram_entropy(train_ids, 30, scored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from repro.common import param_count
+from repro.common.stats import seeds_for, unigram_entropy
 from repro.context import RunContext
 
 from .model import Seq2Seq, loss_fn
@@ -52,9 +53,9 @@ def bucket_edges(cfg) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1] - 1) for i in range(cfg.buckets)]
 
 
-def train(model: Seq2Seq, cfg, ctx: RunContext, desc: str) -> list[float]:
-    # Same seed for both models: the same batches in the same order.
-    gen = torch.Generator().manual_seed(ctx.seed + 1)
+def train(model: Seq2Seq, cfg, ctx: RunContext, seed: int, desc: str) -> list[float]:
+    # Same seed for both models: the same batches in the same order (paired arms).
+    gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     losses = []
     for _ in ctx.progress(range(cfg.steps), desc=desc):
@@ -89,6 +90,31 @@ def accuracy_by_bucket(model: Seq2Seq, cfg, seed: int) -> list[float]:
     return accs
 
 
+def heldout_batch(cfg, seed: int):
+    """Fresh sequences over the whole length range, for the held-out loss."""
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    return make_batch(cfg.task, cfg.eval_per_bucket, (cfg.min_len, cfg.max_len), cfg.n_symbols, gen)
+
+
+@torch.no_grad()
+def heldout_loss(model: Seq2Seq, batch) -> float:
+    """Teacher-forced cross-entropy (nats per target symbol) on a held-out batch."""
+    model.eval()
+    loss = loss_fn(model, *batch).item()
+    model.train()
+    return loss
+
+
+def target_unigram(cfg, seed: int, batch) -> float:
+    """Unigram cross-entropy of the target symbols (training draw -> held-out batch): the floor a
+    decoder must beat to have learned more than symbol frequencies (≈ ln n_symbols)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    _, _, tgt = make_batch(cfg.task, cfg.batch * 8, (cfg.min_len, cfg.max_len), cfg.n_symbols, gen)
+    train_ids = tgt[:, 1:][tgt[:, 1:] != PAD]
+    eval_tgt = batch[2][:, 1:]
+    return unigram_entropy(train_ids, FIRST_SYMBOL + cfg.n_symbols, eval_tgt[eval_tgt != PAD])
+
+
 def plot(cfg, edges, acc_att, acc_base, alignment, src, path) -> None:
     import matplotlib
 
@@ -102,7 +128,7 @@ def plot(cfg, edges, acc_att, acc_base, alignment, src, path) -> None:
     a.set_xlabel("source length (bucket centre)")
     a.set_ylabel("token accuracy, held-out")
     a.set_ylim(0, 1.02)
-    a.set_title(f"{cfg.task}, {cfg.steps} steps, equal parameters")
+    a.set_title(f"{cfg.task}, {cfg.steps} steps, equal parameters, mean of {cfg.seeds} seeds")
     a.legend()
     im = b.imshow(alignment, cmap="gray_r", vmin=0, vmax=1, aspect="auto")
     b.set_xlabel("source position j")
@@ -114,39 +140,83 @@ def plot(cfg, edges, acc_att, acc_base, alignment, src, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def run_seed(cfg, ctx: RunContext, seed: int) -> dict:
+    """Train both models on one seed (same batches, same evaluation draws); their measurements."""
     vocab = FIRST_SYMBOL + cfg.n_symbols
+    torch.manual_seed(seed)
     search = Seq2Seq(vocab, cfg.emb, cfg.hidden, attention=True)
-    n_search = param_count(search)
-    base_hidden = matched_hidden(cfg, vocab, n_search)
+    base_hidden = matched_hidden(cfg, vocab, param_count(search))
+    torch.manual_seed(seed)
     encdec = Seq2Seq(vocab, cfg.emb, base_hidden, attention=False)
-    n_encdec = param_count(encdec)
+    held = heldout_batch(cfg, seed)
+    unigram = target_unigram(cfg, seed, held)
+    out: dict = {"models": {"attention": search, "no_attention": encdec}, "unigram": unigram}
+    for name, model in out["models"].items():
+        losses = train(model, cfg, ctx, seed, desc=f"seed {seed}: train {name}")
+        out[f"accuracy_{name}"] = accuracy_by_bucket(model, cfg, seed)
+        out[f"final_loss_{name}"] = sum(losses[-20:]) / len(losses[-20:])
+        out[f"heldout_loss_{name}"] = heldout_loss(model, held)
+    return out
+
+
+def mean(xs) -> float:
+    return sum(xs) / len(xs)
+
+
+def main(cfg, ctx: RunContext) -> None:
+    vocab = FIRST_SYMBOL + cfg.n_symbols
+    n_search = param_count(Seq2Seq(vocab, cfg.emb, cfg.hidden, attention=True))
+    base_hidden = matched_hidden(cfg, vocab, n_search)
+    n_encdec = param_count(Seq2Seq(vocab, cfg.emb, base_hidden, attention=False))
     ctx.metrics.update(
         params_attention=n_search,
         params_no_attention=n_encdec,
         param_ratio=n_encdec / n_search,
         hidden_no_attention=base_hidden,
     )
-
     edges = bucket_edges(cfg)
     ctx.metrics["buckets"] = [list(e) for e in edges]
-    curves = {}
-    for name, model in (("attention", search), ("no_attention", encdec)):
-        losses = train(model, cfg, ctx, desc=f"train {name}")
-        curves[name] = accuracy_by_bucket(model, cfg, ctx.seed)
-        ctx.metrics[f"accuracy_{name}"] = curves[name]
-        ctx.metrics[f"final_loss_{name}"] = sum(losses[-20:]) / len(losses[-20:])
 
-    acc_att, acc_base = curves["attention"], curves["no_attention"]
-    drop_att, drop_base = acc_att[0] - acc_att[-1], acc_base[0] - acc_base[-1]
-    ctx.metrics.update(
-        attention_drop=drop_att,
-        no_attention_drop=drop_base,
-        # a baseline that does not fall leaves nothing to compare against: ratio undefined
-        attention_drop_ratio=drop_att / drop_base if drop_base > 0 else None,
-        long_bucket_gap=acc_att[-1] - acc_base[-1],
-    )
+    m = ctx.metrics
+    per_seed: dict[str, list] = {}
+    for seed in seeds_for(ctx.seed, cfg.seeds):
+        r = run_seed(cfg, ctx, seed)
+        for k, v in r.items():
+            if k != "models":
+                per_seed.setdefault(k, []).append(v)
+        acc_att, acc_base = r["accuracy_attention"], r["accuracy_no_attention"]
+        drop_att, drop_base = acc_att[0] - acc_att[-1], acc_base[0] - acc_base[-1]
+        for k, v in (
+            ("attention_drop", drop_att),
+            ("no_attention_drop", drop_base),
+            # a baseline that does not fall leaves nothing to compare against: ratio undefined
+            ("attention_drop_ratio", drop_att / drop_base if drop_base > 0 else None),
+            # paired by seed: same batches, same evaluation sequences for both models
+            ("long_bucket_gap", acc_att[-1] - acc_base[-1]),
+        ):
+            per_seed.setdefault(k, []).append(v)
+        # Written after every seed, so an interrupted run keeps the seeds it finished.
+        m["seeds"] = len(per_seed["unigram"])
+        m["target_unigram_nats"] = per_seed["unigram"]
+        for name in ("attention", "no_attention"):
+            m[f"accuracy_{name}_per_seed"] = per_seed[f"accuracy_{name}"]
+            m[f"final_loss_{name}"] = per_seed[f"final_loss_{name}"]
+            m[f"heldout_loss_{name}"] = per_seed[f"heldout_loss_{name}"]
+            # learned gate: the per-seed unigram floor minus the held-out loss, nats
+            m[f"{name}_below_unigram"] = [
+                u - x for u, x in zip(per_seed["unigram"], per_seed[f"heldout_loss_{name}"])
+            ]
+            curves = per_seed[f"accuracy_{name}"]
+            m[f"accuracy_{name}"] = [mean(col) for col in zip(*curves)]  # mean over seeds
+            m.setdefault("bucket_accuracy", {})[name] = {
+                "shortest": m[f"accuracy_{name}"][0],
+                "longest": m[f"accuracy_{name}"][-1],
+            }
+        for k in ("attention_drop", "no_attention_drop", "attention_drop_ratio", "long_bucket_gap"):
+            m[k] = per_seed[k]
+        last = r
 
+    search = last["models"]["attention"]
     gen = torch.Generator().manual_seed(ctx.seed + 7)
     length = edges[-1][0]
     src, lengths, tgt = make_batch(cfg.task, 1, length, cfg.n_symbols, gen)
@@ -156,10 +226,9 @@ def main(cfg, ctx: RunContext) -> dict:
     plot(
         cfg,
         edges,
-        acc_att,
-        acc_base,
+        m["accuracy_attention"],
+        m["accuracy_no_attention"],
         alignment[0].numpy(),
         src[0].tolist(),
         ctx.figure_path("accuracy_vs_length.png"),
     )
-    return {}

@@ -138,7 +138,7 @@ def plot(cfg, err64, err32, growth, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     err64 = equivalence_sweep(cfg, ctx, torch.float64)
     ctx.metrics.update(
         rel_err_fp64=err64, max_rel_err_fp64=max(e for d in err64.values() for e in d.values())
@@ -161,4 +161,3 @@ def main(cfg, ctx: RunContext) -> dict:
     growth = state_growth(cfg, ctx)
     ctx.metrics.update(growth)
     plot(cfg, err64, err32, growth, ctx.figure_path("fast_weights.png"))
-    return {}

@@ -9,34 +9,37 @@ import time
 import torch
 
 from repro.common.memory import peak_bytes
+from repro.common.stats import seeds_for, unigram_entropy
 from repro.context import RunContext
 
 from .model import Encoder, EncoderConfig, full_attention, linformer_attention, mask_tokens
 
 
 # --------------------------------------------------------------------------- training
-def train_mlm(model, train_ids, mask_id, cfg, ctx, desc) -> list[float]:
+def train_mlm(model, train_ids, mask_id, cfg, ctx, desc, seed: int) -> list[float]:
+    """Masked-LM training with ``repro.common.tinylm.train`` (AdamW, warm-up + cosine, clip 1)."""
     from repro.common.data import random_windows
-    from repro.common.tinylm import cosine_lr
+    from repro.common.tinylm import cosine_lr, train
 
-    gen = torch.Generator().manual_seed(ctx.seed + 1)
-    batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, generator=gen)
+    gen = torch.Generator().manual_seed(seed + 1)  # same windows and masks for paired arms
+
+    def masked_batches():
+        for x, _ in random_windows(train_ids, cfg.batch_size, cfg.seq_len, generator=gen):
+            yield mask_tokens(x, mask_id, cfg.vocab_size, 0.15, gen)
+
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    losses = []
+    label = desc
     t0 = time.perf_counter()
-    model.train()
-    for step in ctx.progress(range(cfg.steps), desc=desc):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, max(1, cfg.steps // 10))
-        x, _ = next(batches)
-        inp, tgt = mask_tokens(x, mask_id, cfg.vocab_size, 0.15, gen)
-        _, loss = model(inp, tgt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-    ctx.log(f"  {desc}: {cfg.steps} steps in {time.perf_counter() - t0:.1f} s")
+    losses = train(
+        model,
+        masked_batches(),
+        cfg.steps,
+        optimizer=opt,
+        lr_at=lambda step: cosine_lr(step, cfg.steps, cfg.lr, max(1, cfg.steps // 10)),
+        clip=1.0,
+        progress=lambda it, desc="": ctx.progress(it, desc=label),
+    )
+    ctx.log(f"  {desc}: {len(losses)} steps in {time.perf_counter() - t0:.1f} s")
     return losses
 
 
@@ -53,6 +56,13 @@ def mlm_loss(model, windows, mask_id, cfg, seed) -> float:
         windows, mask_id, cfg.vocab_size, 0.15, torch.Generator().manual_seed(seed)
     )
     return model(inp, tgt)[1].item()
+
+
+def masked_unigram(train_ids, windows, cfg, seed) -> float:
+    """Unigram cross-entropy (nats) of the tokens ``mlm_loss`` scores (same mask draw): the
+    floor an MLM must beat to have learned more than token frequencies."""
+    _, tgt = mask_tokens(windows, 0, cfg.vocab_size, 0.15, torch.Generator().manual_seed(seed))
+    return unigram_entropy(train_ids, cfg.vocab_size, tgt[tgt != -100])
 
 
 @torch.no_grad()
@@ -182,7 +192,27 @@ def plot(curves, n, jl, ks, cost, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def spectrum_of(model, windows, quarter, gen) -> dict:
+    """Mass at n/4 of the trained maps (median over maps), of the same maps with each row
+    shuffled, and per-layer values, plus the maps themselves."""
+    maps = attention_maps(model, windows)
+    per_layer = [cumulative_spectrum(p).flatten(0, -2) for p, _ in maps]  # (W·H, n) each
+    curve = torch.cat(per_layer)
+    shuffled = torch.cat(
+        [cumulative_spectrum(shuffle_rows(p, gen)).flatten(0, -2) for p, _ in maps]
+    )
+    return {
+        "maps": maps,
+        "curve": curve,
+        "shuffled": shuffled,
+        "mass": curve[:, quarter - 1].median().item(),
+        "mass_shuffled": shuffled[:, quarter - 1].median().item(),
+        "mass_by_layer": [c[:, quarter - 1].median().item() for c in per_layer],
+        "entropy_by_layer": [mean_entropy(p) for p, _ in maps],
+    }
+
+
+def main(cfg, ctx: RunContext) -> None:
     from repro.common.data import lm_token_streams
 
     gen = torch.Generator().manual_seed(ctx.seed)
@@ -197,42 +227,66 @@ def main(cfg, ctx: RunContext) -> dict:
     )
     windows = val_windows(val_ids, cfg)
     n, quarter = cfg.seq_len, cfg.seq_len // 4
+    m = ctx.metrics
 
-    untrained = Encoder(enc_cfg)
-    init_curve = torch.cat(
-        [cumulative_spectrum(p).flatten(0, -2) for p, _ in attention_maps(untrained, windows)]
-    )
-    model = Encoder(enc_cfg)
-    losses = train_mlm(model, train_ids, mask_id, cfg, ctx, "MLM, full attention")
-    full_val = mlm_loss(model, windows, mask_id, cfg, ctx.seed + 7)
-    maps = attention_maps(model, windows)
-    per_layer = [cumulative_spectrum(p).flatten(0, -2) for p, _ in maps]  # (W·H, n) each
-    curve = torch.cat(per_layer)
-    shuffled = torch.cat(
-        [cumulative_spectrum(shuffle_rows(p, gen)).flatten(0, -2) for p, _ in maps]
-    )
-    ctx.metrics.update(
-        mlm_val_loss=full_val,
-        mlm_train_loss_first=losses[0],
-        spectrum_mass_at_quarter=curve[:, quarter - 1].median().item(),
-        spectrum_mass_at_quarter_by_layer=[c[:, quarter - 1].median().item() for c in per_layer],
-        spectrum_mass_at_quarter_untrained=init_curve[:, quarter - 1].median().item(),
-        spectrum_mass_at_quarter_shuffled=shuffled[:, quarter - 1].median().item(),
-        spectrum_mass_gain_over_shuffled=(
-            curve[:, quarter - 1].median() - shuffled[:, quarter - 1].median()
-        ).item(),
-        attention_entropy_by_layer=[mean_entropy(p) for p, _ in maps],
-    )
+    # Findings, per seed: seed s initialises the encoder (the untrained control is that same
+    # network before training) and draws its training windows and masks.
+    per: dict[str, list] = {}
+    first = None
+    for seed in seeds_for(ctx.seed, cfg.seeds):
+        unigram = masked_unigram(train_ids, windows, cfg, seed + 7)
+        torch.manual_seed(seed)
+        model = Encoder(enc_cfg)
+        init = spectrum_of(model, windows, quarter, gen)
+        losses = train_mlm(model, train_ids, mask_id, cfg, ctx, f"seed {seed}: MLM, full", seed)
+        full_val = mlm_loss(model, windows, mask_id, cfg, seed + 7)
+        sp = spectrum_of(model, windows, quarter, gen)
+        row = {
+            "mlm_val_loss": full_val,
+            "mlm_train_loss_first": losses[0],
+            "mlm_unigram": unigram,
+            # learned gate: the masked tokens' unigram floor minus the held-out MLM loss
+            "full_below_unigram": unigram - full_val,
+            "spectrum_mass_at_quarter": sp["mass"],
+            "spectrum_mass_at_quarter_untrained": init["mass"],
+            "spectrum_mass_at_quarter_shuffled": sp["mass_shuffled"],
+            "spectrum_mass_gain_over_shuffled": sp["mass"] - sp["mass_shuffled"],
+            "spectrum_mass_gain_over_shuffled_untrained": init["mass"] - init["mass_shuffled"],
+            "spectrum_mass_at_quarter_by_layer": sp["mass_by_layer"],
+            "attention_entropy_by_layer": sp["entropy_by_layer"],
+        }
+        if cfg.train_linformer:
+            torch.manual_seed(seed)
+            lin = Encoder(EncoderConfig(**{**enc_cfg.__dict__, "proj_k": quarter}))
+            train_mlm(lin, train_ids, mask_id, cfg, ctx, f"seed {seed}: MLM, k={quarter}", seed)
+            lin_val = mlm_loss(lin, windows, mask_id, cfg, seed + 7)
+            row.update(
+                linformer_mlm_val_loss=lin_val,
+                linformer_below_unigram=unigram - lin_val,
+                # paired by seed: same initial seed, windows and masks for both encoders
+                linformer_over_full_loss=lin_val / full_val,
+            )
+        for k, v in row.items():
+            per.setdefault(k, []).append(v)
+        m.update({k: list(v) for k, v in per.items()})  # kept as the seeds finish
+        if first is None:
+            first = (sp, init)
+    if not cfg.train_linformer:
+        ctx.skip(
+            "linformer-trains-like-full", "training a second encoder is left to the full preset"
+        )
 
+    # Checks of our implementation, on the first seed's trained maps.
+    sp, init = first
     ks = [k for k in cfg.proj_ks if k <= n]
     jl = {"random": {}, "svd": {}}
-    for p, v in maps:  # pool the layers: median of the per-layer medians
+    for p, v in sp["maps"]:  # pool the layers: median of the per-layer medians
         r = jl_errors(p, v, ks, cfg.jl_draws, gen)
         for kind in jl:
             for k, e in r[kind].items():
                 jl[kind].setdefault(k, []).append(e)
     jl = {kind: {k: statistics.median(v) for k, v in d.items()} for kind, d in jl.items()}
-    ctx.metrics.update(
+    m.update(
         jl_error=jl,
         jl_error_slope=loglog_slope(ks, [jl["random"][str(k)] for k in ks]),
         jl_error_decreasing=all(
@@ -241,7 +295,7 @@ def main(cfg, ctx: RunContext) -> dict:
     )
 
     cost = cost_vs_length(cfg, gen, ctx)
-    ctx.metrics.update(
+    m.update(
         cost=cost,
         full_memory_slope=loglog_slope(cost["lengths"], cost["full_bytes"]),
         linformer_memory_slope=loglog_slope(cost["lengths"], cost["lin_bytes"]),
@@ -250,23 +304,11 @@ def main(cfg, ctx: RunContext) -> dict:
         memory_ratio_at_max=cost["full_bytes"][-1] / cost["lin_bytes"][-1],
     )
 
-    if cfg.train_linformer:
-        lin = Encoder(EncoderConfig(**{**enc_cfg.__dict__, "proj_k": quarter}))
-        train_mlm(lin, train_ids, mask_id, cfg, ctx, f"MLM, Linformer k={quarter}")
-        lin_val = mlm_loss(lin, windows, mask_id, cfg, ctx.seed + 7)
-        ctx.metrics.update(
-            linformer_mlm_val_loss=lin_val, linformer_over_full_loss=lin_val / full_val
-        )
-    else:
-        ctx.skip(
-            "linformer-trains-like-full", "training a second encoder is left to the full preset"
-        )
-
     plot(
         {
-            "trained": curve.mean(0),
-            "trained, rows shuffled": shuffled.mean(0),
-            "untrained": init_curve.mean(0),
+            "trained": sp["curve"].mean(0),
+            "trained, rows shuffled": sp["shuffled"].mean(0),
+            "untrained": init["curve"].mean(0),
         },
         n,
         jl,
@@ -274,4 +316,3 @@ def main(cfg, ctx: RunContext) -> dict:
         cost,
         ctx.figure_path("linformer.png"),
     )
-    return {}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
-import json
 import os
 import sys
-import tempfile
 
 import torch
 
+from repro.common.memory import peak_bytes as common_peak_bytes
 from repro.context import RunContext
 
 from .relative import rel_logits_naive, rel_logits_skew, relative_attention
@@ -61,27 +61,11 @@ def _quiet_stderr():
 
 
 def peak_bytes(fn, *args, **kwargs) -> int:
-    """Peak bytes the CPU allocator holds above its level at the start while ``fn(*args)`` runs
-    (its output included, tensors that existed before excluded).
-
-    The PyTorch profiler with ``profile_memory`` logs every allocation and free with the
-    allocator's running total; the trace is the only place that total is exposed.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = fn(*args, **kwargs)
-        del out
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "trace.json")
-        prof.export_chrome_trace(path)
-        with open(path) as f:
-            events = json.load(f)["traceEvents"]
-    mem = [e["args"] for e in events if e.get("name") == "[memory]"]
-    if not mem:
-        return 0
-    start = mem[0]["Total Allocated"] - mem[0]["Bytes"]
-    return max(m["Total Allocated"] for m in mem) - start
+    """Peak bytes allocated above the starting level while ``fn(*args, **kwargs)`` runs (its
+    output included, tensors that existed before excluded): ``repro.common.memory.peak_bytes``
+    with the profiler's log lines kept off stderr."""
+    with _quiet_stderr():
+        return common_peak_bytes(functools.partial(fn, **kwargs), *args)
 
 
 def fit_exponents(rows: list[dict], key: str) -> tuple[float, float]:
@@ -117,7 +101,7 @@ def plot(rows, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(ctx.seed)
     agree = agreement(cfg, gen)
     ctx.metrics.update(
@@ -165,4 +149,3 @@ def main(cfg, ctx: RunContext) -> dict:
             f"the memory grid does not reach L={PAPER_L}, D={PAPER_D} (full preset does)",
         )
     plot(rows, ctx.figure_path("memory.png"))
-    return {}

@@ -128,7 +128,7 @@ def plot(med, q1, q3, gain_depths, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     runs = {v: [] for v in VARIANTS}
     for seed in ctx.progress(range(ctx.seed, ctx.seed + cfg.draws), desc="draws"):
         for v in VARIANTS:
@@ -152,45 +152,54 @@ def main(cfg, ctx: RunContext) -> dict:
         v: [statistics.median(r["l1inf"][i] for r in runs[v]) for i in range(cfg.depth + 1)]
         for v in VARIANTS
     }
-    orders = [
-        q for r in runs["san"] for q in convergence_order(r["fro"], cfg.order_floor, cfg.order_top)
-    ]
-    skip_orders = [
-        q
-        for r in runs["san+skip"]
-        for q in convergence_order(r["fro"], cfg.order_floor, cfg.order_top)
-    ]
 
-    def median_depth(v):
-        ds = [layers_to(r["fro"], cfg.collapse_level) for r in runs[v]]
-        ds = [d if d is not None else cfg.depth + 1 for d in ds]  # never: beyond the stack
-        return statistics.median(ds)
+    # Per draw (a draw = one seed: its input X and its weights, shared by every variant), the
+    # findings' samples; the medians over draws are kept for the figure and the card.
+    def per_draw_order(v):
+        out = []
+        for r in runs[v]:
+            qs = convergence_order(r["fro"], cfg.order_floor, cfg.order_top)
+            out.append(statistics.median(qs) if qs else float("nan"))
+        return out
 
-    depth_san, depth_mlp = median_depth("san"), median_depth("san+mlp")
+    def depths(v, gain_runs=None):
+        ds = [layers_to(r["fro"], cfg.collapse_level) for r in (gain_runs or runs[v])]
+        return [d if d is not None else cfg.depth + 1 for d in ds]  # never: beyond the stack
 
-    # §3.2's mechanism: the MLP's Lipschitz constant λ enters the bound, so scale it
-    gain_depths = {}
-    for g in cfg.mlp_gains:
-        ds = []
-        for seed in range(ctx.seed, ctx.seed + cfg.draws):
-            d = layers_to(trajectory(cfg, "san+mlp", seed, g)["fro"], cfg.collapse_level)
-            ds.append(d if d is not None else cfg.depth + 1)
-        gain_depths[str(g)] = statistics.median(ds)
-    ctx.metrics.update(
+    orders = per_draw_order("san")
+    skip_orders = [q for q in per_draw_order("san+skip") if math.isfinite(q)]
+    finals = {v: [r["fro"][-1] for r in runs[v]] for v in VARIANTS}
+    m = ctx.metrics
+    m.update(
+        draws=cfg.draws,
         median_rel_residual=med,
         median_rel_residual_l1inf=med_l1inf,
-        san_final=med["san"][-1],
-        san_convergence_order=statistics.median(orders) if orders else None,
-        san_order_samples=len(orders),
-        skip_convergence_order=statistics.median(skip_orders) if skip_orders else None,
-        skip_final=med["san+skip"][-1],
-        skip_mlp_final=med["san+skip+mlp"][-1],
-        ln_final=med["san+ln"][-1],
-        layers_to_collapse={v: median_depth(v) for v in VARIANTS},
-        mlp_extra_layers_to_collapse=depth_mlp - depth_san,
+        san_final=finals["san"],
+        # draws whose residual never sat inside the (floor, top) window give no order
+        san_convergence_order=[q for q in orders if math.isfinite(q)],
+        san_order_samples=sum(math.isfinite(q) for q in orders),
+        skip_convergence_order_median=statistics.median(skip_orders) if skip_orders else None,
+        skip_final=finals["san+skip"],
+        skip_mlp_final=finals["san+skip+mlp"],
+        ln_final=finals["san+ln"],
+        median_final={v: statistics.median(finals[v]) for v in VARIANTS},
+        layers_to_collapse={v: statistics.median(depths(v)) for v in VARIANTS},
+        # paired by draw: the same X and weights with and without the MLP
+        mlp_extra_layers_to_collapse=[a - b for a, b in zip(depths("san+mlp"), depths("san"))],
+    )
+
+    # §3.2's mechanism: the MLP's Lipschitz constant λ enters the bound, so scale it
+    gain_depths, per_gain = {}, {}
+    for g in cfg.mlp_gains:
+        gain_runs = [
+            trajectory(cfg, "san+mlp", seed, g) for seed in range(ctx.seed, ctx.seed + cfg.draws)
+        ]
+        per_gain[g] = depths("san+mlp", gain_runs)
+        gain_depths[f"{g:g}"] = statistics.median(per_gain[g])  # "1", "2": dotted-path keys
+    lo, hi = cfg.mlp_gains[0], cfg.mlp_gains[-1]
+    m.update(
         layers_to_collapse_by_mlp_gain=gain_depths,
-        lipschitz_extra_layers=gain_depths[str(cfg.mlp_gains[-1])]
-        - gain_depths[str(cfg.mlp_gains[0])],
+        # paired by draw: the same X and weights at the smallest and largest MLP gain
+        lipschitz_extra_layers=[a - b for a, b in zip(per_gain[hi], per_gain[lo])],
     )
     plot(med, q1, q3, gain_depths, ctx.figure_path("rank_collapse.png"))
-    return {}

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from repro.common.data import lm_token_streams
+from repro.common.stats import seeds_for, unigram_entropy
 from repro.common.tinylm import cosine_lr
 from repro.context import RunContext
 
@@ -94,7 +95,34 @@ def plot(eval_mems, curve_xl, curve_plain, by_pos, seg_len, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def run_seed(cfg, ctx: RunContext, train_ids, val_ids, mems: list[int], seed: int) -> dict:
+    """Both models from one seed (same initialisation, same data order): their evaluation."""
+    xl, loss_xl = train_model(cfg, ctx, train_ids, cfg.train_mem * cfg.seg_len, seed)
+    plain, loss_plain = train_model(cfg, ctx, train_ids, 0, seed)
+    curve_xl, curve_plain, by_pos = [], [], {}
+    for m in ctx.progress(mems, desc=f"seed {seed}: eval memory"):
+        loss, pos = evaluate(xl, val_ids, cfg, m)
+        curve_xl.append(loss)
+        by_pos[m] = pos
+        curve_plain.append(evaluate(plain, val_ids, cfg, m)[0])
+    return {
+        "curve_xl": curve_xl,
+        "curve_plain": curve_plain,
+        "by_pos": by_pos,
+        "train_xl": sum(loss_xl[-20:]) / 20,
+        "train_plain": sum(loss_plain[-20:]) / 20,
+    }
+
+
+def scored_unigram(cfg, train_ids, val_ids) -> float:
+    """Unigram cross-entropy (nats) on exactly the validation tokens that ``evaluate`` scores."""
+    data = streams(val_ids, cfg.eval_streams)
+    first = cfg.warmup_segments * cfg.seg_len + 1
+    scored = data[:, first : first + cfg.eval_segments * cfg.seg_len]
+    return unigram_entropy(train_ids, cfg.vocab_size, scored)
+
+
+def main(cfg, ctx: RunContext) -> None:
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, kind="bpe")
     need = (cfg.eval_segments + cfg.warmup_segments) * cfg.seg_len + 1
     if len(val_ids) // cfg.eval_streams < need:
@@ -102,33 +130,39 @@ def main(cfg, ctx: RunContext) -> dict:
     mems = [int(f * cfg.seg_len) for f in cfg.eval_mem_factors]
     if max(mems) > cfg.warmup_segments * cfg.seg_len:
         raise ValueError("warmup_segments must fill the longest evaluation memory")
-
-    xl, loss_xl = train_model(cfg, ctx, train_ids, cfg.train_mem * cfg.seg_len, ctx.seed)
-    plain, loss_plain = train_model(cfg, ctx, train_ids, 0, ctx.seed)
-    curve_xl, curve_plain, by_pos = [], [], {}
-    for m in ctx.progress(mems, desc="eval memory"):
-        loss, pos = evaluate(xl, val_ids, cfg, m)
-        curve_xl.append(loss)
-        by_pos[m] = pos
-        curve_plain.append(evaluate(plain, val_ids, cfg, m)[0])
-    ctx.metrics.update(
-        eval_memory_lengths=mems,
-        val_loss_trained_with_memory=dict(zip(map(str, mems), curve_xl)),
-        val_loss_trained_without_memory=dict(zip(map(str, mems), curve_plain)),
-        train_loss_last20_with_memory=sum(loss_xl[-20:]) / 20,
-        train_loss_last20_without_memory=sum(loss_plain[-20:]) / 20,
-    )
     i0, iL = mems.index(0), mems.index(cfg.seg_len)
+    unigram = scored_unigram(cfg, train_ids, val_ids)
+    m = ctx.metrics
+    m.update(eval_memory_lengths=mems, unigram_val_loss=unigram)
     # each extension of the memory must not raise the loss beyond evaluation-set noise
     tol = 0.002
-    monotone = all(b <= a + tol for a, b in zip(curve_xl, curve_xl[1:]))
-    ctx.metrics.update(
-        gain_memory_L_vs_0=curve_xl[i0] - curve_xl[iL],
-        gain_longest_vs_L=curve_xl[iL] - curve_xl[-1],
-        loss_non_increasing_in_memory=bool(monotone and curve_xl[-1] < curve_xl[i0]),
-        gain_over_vanilla=curve_plain[i0] - curve_xl[iL],
-        first_vs_last_position_gap_no_memory=by_pos[0][0] - by_pos[0][-1],
-        first_vs_last_position_gap_memory_L=by_pos[cfg.seg_len][0] - by_pos[cfg.seg_len][-1],
-    )
-    plot(mems, curve_xl, curve_plain, by_pos, cfg.seg_len, ctx.figure_path("memory.png"))
-    return {}
+    per: dict[str, list] = {}
+    for seed in seeds_for(ctx.seed, cfg.seeds):
+        r = run_seed(cfg, ctx, train_ids, val_ids, mems, seed)
+        cx, cp, by_pos = r["curve_xl"], r["curve_plain"], r["by_pos"]
+        monotone = all(b <= a + tol for a, b in zip(cx, cx[1:]))
+        row = {
+            "gain_memory_L_vs_0": cx[i0] - cx[iL],
+            "gain_longest_vs_L": cx[iL] - cx[-1],
+            "loss_non_increasing_in_memory": bool(monotone and cx[-1] < cx[i0]),
+            # paired by seed: same initialisation and data order for both models
+            "gain_over_vanilla": cp[i0] - cx[iL],
+            # learned gates: each model in the setting it was trained for
+            "xl_below_unigram": unigram - cx[iL],
+            "vanilla_below_unigram": unigram - cp[i0],
+            "train_loss_last20_with_memory": r["train_xl"],
+            "train_loss_last20_without_memory": r["train_plain"],
+            "first_vs_last_position_gap_no_memory": by_pos[0][0] - by_pos[0][-1],
+            "first_vs_last_position_gap_memory_L": by_pos[cfg.seg_len][0] - by_pos[cfg.seg_len][-1],
+        }
+        for k, v in row.items():
+            per.setdefault(k, []).append(v)
+        for k, curve in (
+            ("val_loss_trained_with_memory", cx),
+            ("val_loss_trained_without_memory", cp),
+        ):
+            for mem, loss in zip(mems, curve):
+                m.setdefault(k, {}).setdefault(str(mem), []).append(loss)
+        m.update({k: list(v) for k, v in per.items()})  # kept as the seeds finish
+        if seed == ctx.seed:
+            plot(mems, cx, cp, by_pos, cfg.seg_len, ctx.figure_path("memory.png"))
