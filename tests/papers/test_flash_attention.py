@@ -361,3 +361,15 @@ def test_bench_flops_summary_and_plot(tmp_path):
               {"n": 2048, "tiled_bytes": 2e6, "naive_bytes": 4e7}]  # fmt: skip
     bench._plot(rows, memory, tmp_path / "bench.png", "test")
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_declaration_is_consistent():
+    from repro.papers.flash_attention import REPRO
+
+    assert REPRO.problems() == []
+    kinds = {c.id: c.kind for c in REPRO.claims}
+    assert [k for k, v in kinds.items() if v == "finding"] == ["speed-fwd-bwd"]
+    speed = next(c for c in REPRO.claims if c.id == "speed-fwd-bwd")
+    assert speed.gpu_only and speed.verify_rtol is None
+    assert REPRO.make_config("quick", {}).speed_rounds == 3
+    assert REPRO.make_config("full", {}).speed_rounds == 5

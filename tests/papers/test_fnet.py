@@ -84,3 +84,17 @@ def test_passages_stay_inside_documents():
     assert x.shape[1] == 100 and len(x) == len(y) == 12
     assert torch.equal(x[:, 0] % 100, torch.zeros(12, dtype=torch.long))  # windows start fresh
     assert y.tolist() == [GENRE_TO_CLASS[d.genre] for d in docs for _ in range(4)]
+
+
+def test_declaration_is_consistent():
+    from repro.papers.fnet import REPRO
+
+    assert REPRO.problems() == []
+    kinds = {c.id: c.kind for c in REPRO.claims}
+    assert [k for k, v in kinds.items() if v == "finding"] == ["accuracy-ratio"]
+    timing = {c.id for c in REPRO.claims if c.verify_rtol is None}
+    assert timing == {"faster-at-512", "speedup-grows-with-length"}
+    ratio = next(c for c in REPRO.claims if c.id == "accuracy-ratio")
+    assert [g.metric for g in ratio.gates] == ["attention_above_majority"]
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5

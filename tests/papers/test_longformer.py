@@ -84,3 +84,13 @@ def test_sparse_memory_does_not_hold_an_n_by_n_matrix():
 
 def test_loglog_slope_from():
     assert abs(loglog_slope([1, 2, 4, 8], [5, 5, 10, 20], from_x=2) - 1.0) < 1e-12
+
+
+def test_declaration_is_consistent():
+    from repro.papers.longformer import REPRO
+
+    assert REPRO.problems() == []
+    # every claim tests our own code: all checks, no findings
+    assert {c.kind for c in REPRO.claims} == {"check"}
+    timing = {c.id for c in REPRO.claims if c.verify_rtol is None}
+    assert timing == {"sparse-time-linear"}

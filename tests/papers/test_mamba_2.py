@@ -82,3 +82,12 @@ def test_decay_one_is_unmasked_linear_attention():
 def test_loglog_slope_skips_missing_points():
     x = [256, 512, 1024, 2048]
     assert math.isclose(loglog_slope(x, [v**2 for v in x[:3]] + [None]), 2.0, rel_tol=1e-12)
+
+
+def test_declaration_is_consistent():
+    from repro.papers.mamba_2 import REPRO
+
+    assert REPRO.problems() == []
+    assert {c.kind for c in REPRO.claims} == {"check"}
+    timing = {c.id for c in REPRO.claims if c.verify_rtol is None}
+    assert timing == {"quadratic-form-quadratic-cost", "scan-linear-cost", "chunked-linear-cost"}

@@ -13,7 +13,7 @@ from repro.papers.xlstm.cells import (
     slstm_recurrent,
 )
 from repro.papers.xlstm.model import XLSTM, XLSTMConfig
-from repro.papers.xlstm.run import cell_inputs, unigram_cross_entropy
+from repro.papers.xlstm.run import cell_inputs
 
 
 class Cfg:
@@ -127,9 +127,14 @@ def test_one_training_step_lowers_loss_on_a_repeated_batch():
     assert loss.item() < first - 0.1
 
 
-def test_unigram_baseline():
-    ids = torch.tensor([0, 0, 0, 1])
-    p = torch.tensor([4 / 6, 2 / 6], dtype=torch.float64)
-    assert math.isclose(
-        unigram_cross_entropy(ids, ids, 2), -(0.75 * p[0].log() + 0.25 * p[1].log()).item()
-    )
+def test_declaration_is_consistent():
+    from repro.papers.xlstm import REPRO
+
+    assert REPRO.problems() == []
+    findings = {c.id: c for c in REPRO.claims if c.kind == "finding"}
+    assert set(findings) == {"lm-beats-unigram", "on-par-with-transformer"}
+    on_par = findings["on-par-with-transformer"]
+    assert type(on_par.rule).__name__ == "Equivalent"
+    assert [g.metric for g in on_par.gates] == ["xlstm_below_unigram", "transformer_below_unigram"]
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5

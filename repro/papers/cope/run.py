@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from repro.common.stats import paired_differences, seeds_for
 from repro.common.tinylm import cosine_lr
 from repro.context import RunContext
 
@@ -88,27 +89,34 @@ def plot(table: dict, curves: dict, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     test_gen = torch.Generator().manual_seed(ctx.seed + 1)
     tests = {name: flip_flop(cfg.n_test, cfg.n_instr, p, test_gen) for name, p in SPLITS.items()}
     ctx.metrics["reads_per_split"] = {n: int(m.sum()) for n, (_, m) in tests.items()}
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    runs: dict[str, list[dict]] = {}
     table, curves = {}, {}
     for pos in cfg.encodings:
-        runs = [train_one(pos, cfg, ctx, ctx.seed + s, tests) for s in range(cfg.seeds)]
+        # the same seeds (training stream, test sets) for every encoding: paired by seed
+        runs[pos] = [train_one(pos, cfg, ctx, s, tests) for s in seeds]
         table[pos] = {
-            split: sum(r["accuracy"][split] for r in runs) / len(runs) for split in SPLITS
+            split: sum(r["accuracy"][split] for r in runs[pos]) / len(runs[pos]) for split in SPLITS
         }
-        curves[pos] = runs[0]["loss_curve"]
+        curves[pos] = runs[pos][0]["loss_curve"]
         ctx.metrics[f"accuracy_{pos}"] = table[pos]
-        ctx.metrics[f"accuracy_runs_{pos}"] = [r["accuracy"] for r in runs]
+        ctx.metrics[f"accuracy_runs_{pos}"] = [r["accuracy"] for r in runs[pos]]
+        ctx.metrics[f"{pos}_in_dist_accuracy"] = [r["accuracy"]["in-dist"] for r in runs[pos]]
+        ctx.metrics[f"{pos}_sparse_accuracy"] = [r["accuracy"]["sparse"] for r in runs[pos]]
     baselines = [p for p in cfg.encodings if p != "cope"]
-    best_sparse = max(table[p]["sparse"] for p in baselines)
+    best_sparse = [
+        max(runs[p][i]["accuracy"]["sparse"] for p in baselines) for i in range(len(seeds))
+    ]
     ctx.metrics.update(
+        seeds=seeds,
         error_table_percent={p: {s: 100 * (1 - v) for s, v in t.items()} for p, t in table.items()},
-        cope_in_dist_accuracy=table["cope"]["in-dist"],
-        cope_sparse_accuracy=table["cope"]["sparse"],
         best_baseline_sparse_accuracy=best_sparse,
-        cope_minus_best_baseline_sparse=table["cope"]["sparse"] - best_sparse,
+        cope_minus_best_baseline_sparse=paired_differences(
+            ctx.metrics["cope_sparse_accuracy"], best_sparse
+        ),
     )
     plot(table, curves, ctx.figure_path("flip_flop.png"))
-    return {}

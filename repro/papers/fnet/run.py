@@ -9,6 +9,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from repro.common.stats import paired_ratios, seeds_for
 from repro.common.tinylm import cosine_lr
 from repro.context import RunContext
 
@@ -131,7 +132,7 @@ def plot(speed_res, acc, majority, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(ctx.seed)
     ctx.metrics["mixing_max_rel_err"] = mixing_error(gen)
 
@@ -161,20 +162,22 @@ def main(cfg, ctx: RunContext) -> dict:
     )
     acc: dict[str, list[float]] = {}
     params = {}
-    for mixing in cfg.mixings:
-        for s in range(cfg.seeds):
-            res = train_classifier(replace(ecfg, mixing=mixing), data, cfg, ctx.seed + s, ctx)
-            acc.setdefault(mixing, []).append(res["accuracy"])
-            params[mixing] = res["params"]
-        ctx.metrics[f"accuracy_{mixing}"] = statistics.mean(acc[mixing])
+    seeds = seeds_for(ctx.seed, cfg.seeds)
     ctx.metrics.update(
-        accuracy_runs=acc,
-        params=params,
+        seeds=seeds,
         majority_class_accuracy=majority,
         train_passages=len(data[1]),
         test_passages=len(yte),
-        accuracy_ratio_fourier_over_attention=ctx.metrics["accuracy_fourier"]
-        / ctx.metrics["accuracy_attention"],
+    )
+    for mixing in cfg.mixings:
+        for s in seeds:  # the same seeds for every mixing: paired by seed
+            res = train_classifier(replace(ecfg, mixing=mixing), data, cfg, s, ctx)
+            acc.setdefault(mixing, []).append(res["accuracy"])
+            params[mixing] = res["params"]
+        ctx.metrics[f"accuracy_{mixing}"] = list(acc[mixing])
+        ctx.metrics[f"{mixing}_above_majority"] = [a - majority for a in acc[mixing]]
+    ctx.metrics.update(
+        params=params,
+        accuracy_ratio_fourier_over_attention=paired_ratios(acc["fourier"], acc["attention"]),
     )
     plot(sp, {m: statistics.mean(v) for m, v in acc.items()}, majority, ctx.figure_path("fnet.png"))
-    return {}

@@ -6,14 +6,23 @@ in some Longformer heads), a few global tokens that see and are seen by everythi
 BigBird random key blocks for each query block. Computed block by block, attention then
 needs memory and time linear in the sequence length.
 
-Claims checked:
+All seven claims are implementation checks (pass/fail), not findings: they test properties
+of our own code (two code paths agreeing, the growth of our own tensors' memory and time),
+not an empirical result the papers measured on trained models. No finding is re-measured
+here: the papers' empirical results (character-LM bpc, long-document QA and summarisation)
+need pretraining at a scale this machine does not afford.
+
+Checks:
   * Longformer §3 / Fig. 2 and BigBird §2: the blockwise computation, which never forms the
     n×n matrix, gives exactly the output of dense attention masked with the same pattern —
     for the sliding window, the dilated window, window + global (Longformer), and
     window + global + random blocks (BigBird); float64 to rounding, float32 reported.
   * Longformer Fig. 1 / §3, BigBird §2 and its block-sparse implementation: memory and time
     grow linearly with n (log-log slopes of profiler peak bytes and CPU time, one head)
-    while dense masked attention grows quadratically.
+    while dense masked attention grows quadratically. The CPU-time slope is a wall-clock
+    measurement on a shared machine, so ``repro verify`` does not compare it across runs.
+
+One seed (ctx.seed) draws the random inputs; checks need no seed repeats.
 
 Left out: the custom CUDA/TVM kernels, character-level LM results (text8, enwik8), pretraining
 from RoBERTa and the long-document QA/summarisation benchmarks, and BigBird's theory
@@ -58,7 +67,8 @@ REPRO = Reproduction(
     claims=(
         Claim(
             id="sliding-window-exact",
-            statement="blockwise sliding-window attention (plain and dilated) equals dense attention with the window mask",
+            kind="check",
+            statement="our blockwise sliding-window attention (plain and dilated) equals our dense attention with the window mask",
             source="Longformer §3.1, Fig. 2b–c",
             paper_value="the banded pattern, computed without the full matrix",
             metric="window_vs_dense",
@@ -68,7 +78,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="longformer-global-exact",
-            statement="window + global tokens computed blockwise equals the dense masked version",
+            kind="check",
+            statement="our blockwise window + global attention equals our dense masked version",
             source="Longformer §3.1, Fig. 2d",
             paper_value="global tokens attend to and are attended by all positions",
             metric="longformer_vs_dense",
@@ -77,7 +88,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="bigbird-exact",
-            statement="window + global + random blocks computed blockwise equals the dense masked version",
+            kind="check",
+            statement="our blockwise window + global + random-block attention equals our dense masked version",
             source="BigBird §2, Fig. 1; appendix (block-sparse implementation)",
             paper_value="random + window + global attention",
             metric="bigbird_vs_dense",
@@ -86,7 +98,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="float32-agrees",
-            statement="in float32 the blockwise and dense forms agree to single precision",
+            kind="check",
+            statement="in float32 our blockwise and dense forms agree to single precision",
             source="Longformer §3; BigBird §2",
             paper_value="same attention, another schedule",
             metric="max_diff_f32",
@@ -96,7 +109,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="sparse-memory-linear",
-            statement="the sparse pattern's memory grows linearly with the sequence length",
+            kind="check",
+            statement="our blockwise sparse attention's peak memory grows linearly with the sequence length",
             source="Longformer Fig. 1; BigBird §2",
             paper_value="memory O(n) (full attention O(n²))",
             metric="sparse_memory_slope",
@@ -106,17 +120,20 @@ REPRO = Reproduction(
         ),
         Claim(
             id="sparse-time-linear",
-            statement="the sparse pattern's time grows linearly with the sequence length",
+            kind="check",
+            statement="our blockwise sparse attention's CPU time grows linearly with the sequence length",
             source="Longformer Fig. 1; BigBird §2",
             paper_value="time O(n)",
             metric="sparse_time_slope",
             # 1 expected; 0.3 allowed for cache effects and timing noise on a shared machine
             rule=AtMost(1.3),
             unit="log-log slope of CPU time vs n",
+            verify_rtol=None,  # a timing: depends on the machine and its load
         ),
         Claim(
             id="dense-memory-quadratic",
-            statement="dense masked attention's memory grows quadratically (the peer)",
+            kind="check",
+            statement="our dense masked attention's peak memory grows quadratically (the peer)",
             source="Longformer Fig. 1",
             paper_value="full self-attention O(n²)",
             metric="dense_memory_slope",

@@ -123,7 +123,7 @@ def plot(cfg, rows, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(ctx.seed)
     agree = agreement(cfg, gen)
     labels = list(agree["f64"])
@@ -147,4 +147,3 @@ def main(cfg, ctx: RunContext) -> dict:
         dense_time_slope=loglog_slope(rows["lengths"], rows["dense_s"], cfg.fit_from),
     )
     plot(cfg, rows, ctx.figure_path("sparse_attention.png"))
-    return {}

@@ -5,7 +5,14 @@ With a state matrix that is a scalar times the identity, the SSM
 h_t = a_t h_{t-1} + b_t x_tᵀ, y_t = h_tᵀ c_t is the same map as masked attention
 Y = (L ∘ C Bᵀ) X whose mask L[t, s] = a_{s+1}⋯a_t is 1-semiseparable.
 
-Claims checked:
+All eight claims are implementation checks (pass/fail) of our own SSD code: identities
+between its forms, ranks of its matrices, and how its CPU time grows. None is a finding: the
+paper's empirical results (language-model quality, GPU throughput) need training and the
+paper's kernels, which this machine does not afford, so this reproduction re-measures no
+result of the paper (see the card). The three timing slopes depend on the machine and are not
+compared by ``repro verify``. One seed draws the inputs; checks need no seed repeats.
+
+Checks:
   * §4–5 (state space duality): the quadratic attention-like form equals the linear
     recurrent scan (float64, to rounding).
   * §6 (the hardware-efficient SSD algorithm): the chunked algorithm — quadratic inside
@@ -64,7 +71,8 @@ REPRO = Reproduction(
     claims=(
         Claim(
             id="quadratic-equals-scan",
-            statement="the attention-like form (L ∘ C Bᵀ) X equals the recurrent scan",
+            kind="check",
+            statement="our attention-like form (L ∘ C Bᵀ) X equals our recurrent scan",
             source="§4–5 (state space duality)",
             paper_value="the two are the same sequence transformation",
             metric="quadratic_vs_scan_f64",
@@ -74,7 +82,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="chunked-equals-scan",
-            statement="the chunked SSD algorithm equals the scan for every chunk size tried",
+            kind="check",
+            statement="our chunked SSD algorithm equals our scan for every chunk size tried",
             source="§6 (hardware-efficient algorithm)",
             paper_value="exact block decomposition of the semiseparable matrix",
             metric="chunked_vs_scan_f64",
@@ -83,7 +92,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="forms-agree-float32",
-            statement="in float32 the three forms agree to single-precision rounding",
+            kind="check",
+            statement="in float32 our three forms agree to single-precision rounding",
             source="§6",
             paper_value="same outputs from either algorithm",
             metric="max_form_diff_f32",
@@ -93,7 +103,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="mask-1-semiseparable",
-            statement="the decay mask L has rank ≤ 1 in every submatrix on or below the diagonal",
+            kind="check",
+            statement="the decay mask L we build has rank ≤ 1 in every submatrix on or below the diagonal",
             source="§3 (semiseparable matrices)",
             paper_value="L is 1-semiseparable",
             metric="mask_max_rank",
@@ -102,7 +113,8 @@ REPRO = Reproduction(
         ),
         Claim(
             id="ssm-matrix-n-semiseparable",
-            statement="the SSM's matrix L ∘ C Bᵀ with state size N has lower blocks of rank ≤ N",
+            kind="check",
+            statement="our SSM matrix L ∘ C Bᵀ with state size N has lower blocks of rank ≤ N",
             source="§3 (SSMs are semiseparable matrices)",
             paper_value="N-semiseparable",
             metric="matrix_max_rank_over_state",
@@ -111,32 +123,38 @@ REPRO = Reproduction(
         ),
         Claim(
             id="quadratic-form-quadratic-cost",
-            statement="the attention-like form's cost grows quadratically with length",
+            kind="check",
+            statement="our attention-like form's CPU time grows quadratically with length",
             source="§6 (complexity of SSD algorithms)",
             paper_value="O(T²N) time, O(T²) memory",
             metric="quadratic_slope",
             # 2 expected; lower-order terms pull a finite-range fit down, 0.3 allowed
             rule=AtLeast(1.7),
             unit="log-log slope of CPU time vs T",
+            verify_rtol=None,  # a timing: depends on the machine and its load
         ),
         Claim(
             id="scan-linear-cost",
-            statement="the recurrent scan's cost grows linearly with length",
+            kind="check",
+            statement="our recurrent scan's CPU time grows linearly with length",
             source="§6",
             paper_value="O(TN·P) time",
             metric="scan_slope",
             # 1 expected; 0.3 allowed for cache effects and timing noise
             rule=AtMost(1.3),
             unit="log-log slope of CPU time vs T",
+            verify_rtol=None,  # a timing: depends on the machine and its load
         ),
         Claim(
             id="chunked-linear-cost",
-            statement="the chunked SSD algorithm's cost grows linearly with length",
+            kind="check",
+            statement="our chunked SSD algorithm's CPU time grows linearly with length",
             source="§6",
             paper_value="O(T·N²)-type linear cost, mostly matmuls",
             metric="chunked_slope",
             rule=AtMost(1.3),
             unit="log-log slope of CPU time vs T",
+            verify_rtol=None,  # a timing: depends on the machine and its load
         ),
     ),
     timeout_s=150,

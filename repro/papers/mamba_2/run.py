@@ -122,7 +122,7 @@ def plot(rows, fit_from, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(ctx.seed)
     agree = agreement(cfg, gen)
     ctx.metrics.update(
@@ -155,4 +155,3 @@ def main(cfg, ctx: RunContext) -> dict:
         chunked_speedup_over_scan_at_max=rows["scan"][-1] / rows["chunked"][-1],
     )
     plot(rows, cfg.fit_from, ctx.figure_path("ssd_scaling.png"))
-    return {}

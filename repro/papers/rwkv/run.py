@@ -56,15 +56,9 @@ def wkv_forms(cfg, gen: torch.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- language model
-def unigram_cross_entropy(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab: int) -> float:
-    """Cross-entropy (nats/token) on validation text of token frequencies counted on the
-    training text (add-one smoothed): what a model that ignores context can reach."""
-    counts = torch.bincount(train_ids, minlength=vocab).double() + 1
-    logp = (counts / counts.sum()).log()
-    return -logp[val_ids].mean().item()
-
-
-def train_lm(model, train_ids, cfg, ctx, desc: str) -> list[float]:
+def train_lm(model, train_ids, cfg, ctx, desc: str, seed: int) -> list[float]:
+    """Train with AdamW and a cosine schedule on random windows drawn from ``seed``: both
+    arms of one seed see the same batches in the same order."""
     from repro.common.data import random_windows
     from repro.common.tinylm import cosine_lr, train
 
@@ -75,7 +69,7 @@ def train_lm(model, train_ids, cfg, ctx, desc: str) -> list[float]:
         train_ids,
         cfg.batch_size,
         cfg.seq_len,
-        generator=torch.Generator().manual_seed(ctx.seed + 1),
+        generator=torch.Generator().manual_seed(seed + 1),
     )
     t0 = time.perf_counter()
     losses = train(
@@ -209,9 +203,34 @@ def plot(forms, dec, curves, unigram, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    from repro.common.data import lm_token_streams
+def lm_seed(cfg, ctx, seed, train_ids, val_ids) -> dict:
+    """One seed of the LM comparison: RWKV and the Transformer peer, each initialised from
+    ``seed`` and trained on the same batches; held-out losses and the trained RWKV."""
     from repro.common.tinylm import evaluate
+
+    torch.manual_seed(seed)
+    rwkv = RWKV(RWKVConfig(vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layer=cfg.n_layer))
+    rwkv_curve = train_lm(rwkv, train_ids, cfg, ctx, f"RWKV seed {seed}", seed)
+    rwkv_val = evaluate(rwkv, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
+    torch.manual_seed(seed)
+    gpt = GPT(cfg.vocab_size, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.seq_len)
+    gpt_curve = train_lm(gpt, train_ids, cfg, ctx, f"Transformer seed {seed}", seed)
+    gpt_val = evaluate(gpt, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
+    return {
+        "rwkv": rwkv,
+        "rwkv_val": rwkv_val,
+        "gpt_val": gpt_val,
+        "curves": {"RWKV": rwkv_curve, "Transformer": gpt_curve},
+        "params": (
+            sum(p.numel() for p in rwkv.parameters()),
+            sum(p.numel() for p in gpt.parameters()),
+        ),
+    }
+
+
+def main(cfg, ctx: RunContext) -> None:
+    from repro.common.data import lm_token_streams
+    from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
 
     gen = torch.Generator().manual_seed(ctx.seed)
     forms = wkv_forms(cfg, gen)
@@ -227,23 +246,28 @@ def main(cfg, ctx: RunContext) -> dict:
     )
 
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
-    unigram = unigram_cross_entropy(train_ids, val_ids, cfg.vocab_size)
-    rwkv = RWKV(RWKVConfig(vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layer=cfg.n_layer))
-    rwkv_losses = train_lm(rwkv, train_ids, cfg, ctx, "RWKV")
-    rwkv_val = evaluate(rwkv, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    gpt = GPT(cfg.vocab_size, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.seq_len)
-    gpt_losses = train_lm(gpt, train_ids, cfg, ctx, "Transformer")
-    gpt_val = evaluate(gpt, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    ctx.metrics.update(
-        unigram_val_ce=unigram,
-        rwkv_val_loss=rwkv_val,
-        transformer_val_loss=gpt_val,
-        rwkv_gain_over_unigram=unigram - rwkv_val,
-        rwkv_over_transformer_loss=rwkv_val / gpt_val,
-        rwkv_params=sum(p.numel() for p in rwkv.parameters()),
-        transformer_params=sum(p.numel() for p in gpt.parameters()),
-    )
-    diffs = recurrent_vs_parallel_logits(rwkv.eval(), val_ids, cfg.seq_len)
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    ctx.metrics.update(unigram_val_ce=unigram, seeds=seeds)
+    rwkv_val, gpt_val, first = [], [], None
+    for seed in seeds:
+        r = lm_seed(cfg, ctx, seed, train_ids, val_ids)
+        first = first or r
+        rwkv_val.append(r["rwkv_val"])
+        gpt_val.append(r["gpt_val"])
+        # written after every seed, so an interrupted run keeps the seeds it finished
+        ctx.metrics.update(
+            rwkv_val_loss=list(rwkv_val),
+            transformer_val_loss=list(gpt_val),
+            rwkv_below_unigram=below_unigram(rwkv_val, unigram),
+            transformer_below_unigram=below_unigram(gpt_val, unigram),
+            rwkv_vs_transformer_rel_diff=[
+                d / g for d, g in zip(paired_differences(rwkv_val, gpt_val), gpt_val)
+            ],
+            rwkv_params=r["params"][0],
+            transformer_params=r["params"][1],
+        )
+    diffs = recurrent_vs_parallel_logits(first["rwkv"].eval(), val_ids, cfg.seq_len)
     ctx.metrics.update(
         lm_scan_vs_parallel_rel=diffs["scan"],
         lm_step_vs_parallel_rel=diffs["step"],
@@ -260,11 +284,4 @@ def main(cfg, ctx: RunContext) -> dict:
         transformer_time_growth=dec["gpt_ms"][-1] / dec["gpt_ms"][0],
         rwkv_time_growth=dec["rwkv_ms"][-1] / dec["rwkv_ms"][0],
     )
-    plot(
-        forms,
-        dec,
-        {"RWKV": rwkv_losses, "Transformer": gpt_losses},
-        unigram,
-        ctx.figure_path("rwkv.png"),
-    )
-    return {}
+    plot(forms, dec, first["curves"], unigram, ctx.figure_path("rwkv.png"))

@@ -72,13 +72,9 @@ def cell_forms(cfg, gen) -> dict:
     return rows
 
 
-def unigram_cross_entropy(train_ids, val_ids, vocab: int) -> float:
-    """Held-out cross-entropy of add-one-smoothed training-set token frequencies."""
-    counts = torch.bincount(train_ids, minlength=vocab).double() + 1
-    return -(counts / counts.sum()).log()[val_ids].mean().item()
-
-
-def train_lm(model, train_ids, cfg, ctx, desc):
+def train_lm(model, train_ids, cfg, ctx, desc, seed: int):
+    """AdamW with a cosine schedule on random windows drawn from ``seed``: both arms of one
+    seed see the same batches in the same order."""
     from repro.common.data import random_windows
     from repro.common.tinylm import cosine_lr, train
 
@@ -87,7 +83,7 @@ def train_lm(model, train_ids, cfg, ctx, desc):
         train_ids,
         cfg.batch_size,
         cfg.seq_len,
-        generator=torch.Generator().manual_seed(ctx.seed + 1),
+        generator=torch.Generator().manual_seed(seed + 1),
     )
     t0 = time.perf_counter()
     losses = train(
@@ -133,8 +129,9 @@ def plot(forms, curves, unigram, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     from repro.common.data import lm_token_streams
+    from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
     from repro.common.tinylm import LMConfig, TinyLM, evaluate
 
     gen = torch.Generator().manual_seed(ctx.seed)
@@ -153,38 +150,42 @@ def main(cfg, ctx: RunContext) -> dict:
     )
 
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
-    unigram = unigram_cross_entropy(train_ids, val_ids, cfg.vocab_size)
-    xl = XLSTM(
-        XLSTMConfig(
-            vocab_size=cfg.vocab_size, d_model=cfg.d_model, blocks=cfg.blocks, heads=cfg.heads
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    ctx.metrics.update(unigram_val_ce=unigram, seeds=seeds)
+    xl_val, peer_val, curves = [], [], None
+    for seed in seeds:
+        torch.manual_seed(seed)
+        xl = XLSTM(
+            XLSTMConfig(
+                vocab_size=cfg.vocab_size, d_model=cfg.d_model, blocks=cfg.blocks, heads=cfg.heads
+            )
         )
-    )
-    xl_losses = train_lm(xl, train_ids, cfg, ctx, "xLSTM")
-    xl_val = evaluate(xl, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    peer = TinyLM(
-        LMConfig(
-            vocab_size=cfg.vocab_size,
-            seq_len=cfg.seq_len,
-            d_model=cfg.d_model,
-            n_layer=len(cfg.blocks),
-            n_head=cfg.heads,
+        xl_losses = train_lm(xl, train_ids, cfg, ctx, f"xLSTM seed {seed}", seed)
+        xl_val.append(evaluate(xl, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches))
+        torch.manual_seed(seed)
+        peer = TinyLM(
+            LMConfig(
+                vocab_size=cfg.vocab_size,
+                seq_len=cfg.seq_len,
+                d_model=cfg.d_model,
+                n_layer=len(cfg.blocks),
+                n_head=cfg.heads,
+            )
         )
-    )
-    peer_losses = train_lm(peer, train_ids, cfg, ctx, "Transformer")
-    peer_val = evaluate(peer, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    ctx.metrics.update(
-        unigram_val_ce=unigram,
-        xlstm_val_loss=xl_val,
-        transformer_val_loss=peer_val,
-        xlstm_gain_over_unigram=unigram - xl_val,
-        xlstm_over_transformer_loss=xl_val / peer_val,
-        xlstm_params=sum(p.numel() for p in xl.parameters()),
-        transformer_params=sum(p.numel() for p in peer.parameters()),
-    )
-    plot(
-        forms,
-        {f"xLSTM[{cfg.blocks}]": xl_losses, "Transformer": peer_losses},
-        unigram,
-        ctx.figure_path("xlstm.png"),
-    )
-    return {}
+        peer_losses = train_lm(peer, train_ids, cfg, ctx, f"Transformer seed {seed}", seed)
+        peer_val.append(evaluate(peer, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches))
+        curves = curves or {f"xLSTM[{cfg.blocks}]": xl_losses, "Transformer": peer_losses}
+        # written after every seed, so an interrupted run keeps the seeds it finished
+        ctx.metrics.update(
+            xlstm_val_loss=list(xl_val),
+            transformer_val_loss=list(peer_val),
+            xlstm_below_unigram=below_unigram(xl_val, unigram),
+            transformer_below_unigram=below_unigram(peer_val, unigram),
+            xlstm_vs_transformer_rel_diff=[
+                d / p for d, p in zip(paired_differences(xl_val, peer_val), peer_val)
+            ],
+            xlstm_params=sum(p.numel() for p in xl.parameters()),
+            transformer_params=sum(p.numel() for p in peer.parameters()),
+        )
+    plot(forms, curves, unigram, ctx.figure_path("xlstm.png"))
