@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from repro.context import RunContext
 from repro.papers.deepnet import REPRO, Config
 from repro.papers.deepnet.model import Block, DeepPostLN, deepnorm_constants, sublayer_parameters
-from repro.papers.deepnet.run import early_updates, relative_update, train, unigram_entropy
+from repro.papers.deepnet.run import early_updates, relative_update, train
 
 
 @pytest.mark.parametrize("n", [1, 6, 18, 100, 1000])
@@ -137,11 +137,6 @@ def test_sublayer_parameters_are_attention_and_ffn_only():
     assert id(model.tok.weight) not in sub
 
 
-def test_unigram_entropy():
-    ids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    assert unigram_entropy(ids, 8) == pytest.approx(math.log(4))
-
-
 def _tiny_cfg(**kw) -> Config:
     base = dict(
         vocab_size=30,
@@ -191,3 +186,8 @@ def test_divergence_is_recorded_not_raised(tmp_path):
 def test_declaration_is_consistent():
     assert not REPRO.problems()
     assert REPRO.papers == ("deepnet",)
+    assert all(c.kind == "finding" for c in REPRO.claims)
+    # the training claims are gated on the reference arm (DeepNorm) having learned
+    for cid in ("deepnorm-trains-deep", "post-ln-fails-deep"):
+        claim = next(c for c in REPRO.claims if c.id == cid)
+        assert [g.metric for g in claim.gates] == ["deepnorm_below_unigram"]

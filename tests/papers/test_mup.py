@@ -84,3 +84,18 @@ def test_context_batch_pairs_previous_tokens_with_the_next():
     x, y = context_batch(ids, torch.tensor([10, 57]), context=4)
     assert x.tolist() == [[6, 7, 8, 9], [53, 54, 55, 56]]
     assert y.tolist() == [10, 57]
+
+
+def test_sweep_summary_reads_shift_gates_and_transfer_from_a_planted_sweep():
+    from types import SimpleNamespace
+
+    from repro.papers.mup.run import sweep_summary
+
+    cfg = SimpleNamespace(widths=(32, 64), log2_lrs=(-6.0, -5.0, -4.0), swept=("mup",))
+    losses = {"mup": {32: {-6.0: 5.0, -5.0: 4.8, -4.0: 4.9}, 64: {-6.0: 4.9, -5.0: 4.6, -4.0: 4.7}}}
+    best = {"mup": {32: (-5.0, False), 64: (-5.5, False)}}
+    out = sweep_summary(cfg, {"losses": losses, "best": best}, unigram=5.3)
+    assert out["mup_shift"] == pytest.approx(-0.5)
+    assert out["mup_below_unigram"] == pytest.approx(5.3 - 4.8)  # the worst width decides
+    assert out["mup_lr_inside_grid"] is True
+    assert out["mup_at_narrowest_lr"] == [4.8, 4.6] and out["mup_wider_is_better"] is True

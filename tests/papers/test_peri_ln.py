@@ -15,7 +15,7 @@ from repro.papers.peri_ln.model import (
     growth_ratio,
     lr_at,
 )
-from repro.papers.peri_ln.run import geomean, mean, paired
+from repro.papers.peri_ln.run import ClipAndRecord, paired
 
 D = 32
 
@@ -138,11 +138,17 @@ def test_depth_profile_on_planted_states():
     assert growth_ratio(var) == pytest.approx(var[3] / var[1])
 
 
-def test_seed_aggregation_skips_diverged_runs():
+def test_pairing_leaves_diverged_runs_undecided():
     assert paired([2.0, None, 9.0], [1.0, 1.0, 3.0], lambda a, b: a / b) == [2.0, None, 3.0]
-    assert geomean([2.0, None, 8.0]) == pytest.approx(4.0)
-    assert mean([1.0, None, 3.0]) == 2.0
-    assert mean([None]) is None and geomean([]) is None
+
+
+def test_clip_and_record_keeps_the_raw_norm_and_clips():
+    w = torch.nn.Parameter(torch.zeros(4))
+    opt = ClipAndRecord(torch.optim.SGD([w], lr=1.0), [w], clip=1.0)
+    w.grad = torch.full((4,), 3.0)  # norm 6
+    opt.step()
+    assert opt.norms == [pytest.approx(6.0)]
+    torch.testing.assert_close(w.detach(), torch.full((4,), -0.5))  # clipped to norm 1
 
 
 def test_lr_schedule():

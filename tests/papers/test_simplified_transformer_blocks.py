@@ -58,3 +58,14 @@ def test_sas_model_trains():
         loss.backward()
         opt.step()
     assert loss.item() < 0.3 * first
+
+
+def test_declaration_kinds_and_gates():
+    from repro.papers.simplified_transformer_blocks import REPRO
+
+    assert not REPRO.problems()
+    kinds = {c.id: c.kind for c in REPRO.claims}
+    assert kinds["fewer-parameters"] == kinds["identity-at-init"] == "check"
+    match = next(c for c in REPRO.claims if c.id == "matches-pre-ln-per-step")
+    assert type(match.rule).__name__ == "Equivalent"
+    assert {g.metric for g in match.gates} == {"pre_ln_below_unigram", "sas_below_unigram"}

@@ -8,6 +8,7 @@ import math
 import torch
 
 from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.common.stats import below_unigram, seeds_for, unigram_entropy
 from repro.context import RunContext
 
 from . import TRAINED_DROP_NATS
@@ -42,17 +43,6 @@ def val_loss(model: torch.nn.Module, batches: list) -> float:
     return sum(losses) / len(losses)
 
 
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
-def unigram_entropy(ids: torch.Tensor, vocab: int) -> float:
-    """H of the training stream's token frequencies: the best loss without context (nats)."""
-    p = torch.bincount(ids, minlength=vocab).double()
-    p = p[p > 0] / p.sum()
-    return -(p * p.log()).sum().item()
-
-
 def train(cfg, deepnorm: bool, train_ids, val_batches, seed: int, ctx: RunContext) -> dict:
     """Adam with linear warm-up to cfg.lr then constant; no gradient clipping, since a clip
     would hide exactly the instability the claim is about. Stops at the first non-finite loss."""
@@ -64,7 +54,7 @@ def train(cfg, deepnorm: bool, train_ids, val_batches, seed: int, ctx: RunContex
     initial = val_loss(model, val_batches)
     losses: list[float | None] = []
     name = "deepnorm" if deepnorm else "post_ln"
-    for step in ctx.progress(range(cfg.steps), desc=f"train {LABELS[name]}"):
+    for step in ctx.progress(range(cfg.steps), desc=f"train {LABELS[name]}, seed {seed}"):
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
         x, y = next(batches)
@@ -214,37 +204,34 @@ def plot_updates(depths, upd: dict, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+def main(cfg, ctx: RunContext) -> None:
+    train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
     val_batches = list(
         sequential_windows(val_ids, cfg.batch, cfg.seq_len, max_batches=cfg.eval_batches)
     )
-    h1 = unigram_entropy(train_ids, cfg.vocab_size)
-    ctx.metrics.update(unigram_entropy=h1, log_vocab=math.log(cfg.vocab_size))
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    # The unigram floor on exactly the held-out targets the validation loss scores.
+    h1 = unigram_entropy(train_ids, tok.get_vocab_size(), torch.cat([y for _, y in val_batches]))
+    ctx.metrics.update(unigram_entropy=h1, log_vocab=math.log(cfg.vocab_size), seeds=seeds)
 
-    # 1. early model update per depth (cheap, so first)
+    # 1. early model update per depth (cheap, so first); one initialisation per seed and depth
     probe = next(sequential_windows(val_ids, cfg.probe_batch, cfg.seq_len, max_batches=1))[0]
     keys = ("adam_step1", "adam_last", "adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all")
-    upd = {n: {k: [] for k in keys} for n in VARIANTS}
+    # upd[name][key][i][j]: seed i, depth j
+    upd = {n: {k: [[] for _ in seeds] for k in keys} for n in VARIANTS}
     for n_layer in ctx.progress(cfg.depths, desc="update vs depth"):
-        per_seed = [
-            early_updates(cfg, n_layer, ctx.seed + s, train_ids, probe)
-            for s in range(cfg.update_seeds)
-        ]
-        for name in VARIANTS:
-            runs = [r[name] for r in per_seed]
-            upd[name]["adam_step1"].append(_mean([r["adam"][0] for r in runs]))
-            upd[name]["adam_last"].append(_mean([r["adam"][-1] for r in runs]))
-            for k in ("adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all"):
-                upd[name][k].append(_mean([r[k] for r in runs]))
-            # overwritten until the last depth: the curve at the largest N
-            upd[name]["adam_curve_deepest"] = [
-                _mean([r["adam"][i] for r in runs]) for i in range(cfg.update_steps)
-            ]
+        for i, seed in enumerate(seeds):
+            r = early_updates(cfg, n_layer, seed, train_ids, probe)
+            for name in VARIANTS:
+                u = upd[name]
+                u["adam_step1"][i].append(r[name]["adam"][0])
+                u["adam_last"][i].append(r[name]["adam"][-1])
+                for k in ("adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all"):
+                    u[k][i].append(r[name][k])
 
-    def growth(name: str, key: str) -> float:
-        """Update at the largest depth over the update at the smallest."""
-        return upd[name][key][-1] / upd[name][key][0]
+    def growth(name: str, key: str) -> list[float]:
+        """Per seed: update at the largest depth over the update at the smallest."""
+        return [row[-1] / row[0] for row in upd[name][key]]
 
     ctx.metrics.update(depths=list(cfg.depths), updates=upd)
     for name in VARIANTS:
@@ -256,27 +243,36 @@ def main(cfg, ctx: RunContext) -> dict:
             ("adam_weights", "adam_weights_only"),
         ):
             ctx.metrics[f"{name}_update_growth_{label}"] = growth(name, key)
-    ctx.metrics["update_ratio_post_ln_over_deepnorm"] = (
-        upd["post_ln"]["adam_last"][-1] / upd["deepnorm"]["adam_last"][-1]
-    )
-    plot_updates(list(cfg.depths), upd, ctx.figure_path("update_vs_depth.png"))
+    ctx.metrics["update_ratio_post_ln_over_deepnorm"] = [
+        p[-1] / d[-1] for p, d in zip(upd["post_ln"]["adam_last"], upd["deepnorm"]["adam_last"])
+    ]
+    mean_upd = {
+        n: {k: [sum(col) / len(col) for col in zip(*rows)] for k, rows in u.items()}
+        for n, u in upd.items()
+    }
+    plot_updates(list(cfg.depths), mean_upd, ctx.figure_path("update_vs_depth.png"))
 
-    # 2. training at depth, same data order, steps, lr and warm-up for both
-    runs = {}
-    for name, deepnorm in VARIANTS.items():
-        runs[name] = train(cfg, deepnorm, train_ids, val_batches, ctx.seed, ctx)
-        r = runs[name]
-        ctx.metrics[f"{name}_initial_val_loss"] = r["initial_val_loss"]
-        ctx.metrics[f"{name}_final_val_loss"] = r["final_val_loss"]
-        ctx.metrics[f"{name}_diverged"] = r["diverged"]
-        ctx.metrics[f"{name}_loss_drop"] = r["loss_drop"]
-        ctx.metrics[f"{name}_steps_done"] = r["steps_done"]
-    ctx.metrics["train_losses"] = {n: r["train_losses"] for n, r in runs.items()}
-
+    # 2. training at depth: per seed, the same draws, data order, steps, lr and warm-up for both
     def trained(r: dict) -> bool:
         return not r["diverged"] and r["loss_drop"] >= TRAINED_DROP_NATS
 
-    ctx.metrics["deepnorm_trains"] = trained(runs["deepnorm"])
-    ctx.metrics["post_ln_fails"] = not trained(runs["post_ln"])
-    plot_training(runs, h1, cfg, ctx.figure_path("loss_curves.png"))
-    return {}
+    per: dict[str, dict[str, list]] = {n: {} for n in VARIANTS}
+    first_runs = {}
+    for seed in seeds:
+        for name, deepnorm in VARIANTS.items():
+            r = train(cfg, deepnorm, train_ids, val_batches, seed, ctx)
+            if seed == seeds[0]:
+                first_runs[name] = r
+            for k in ("initial_val_loss", "final_val_loss", "diverged", "loss_drop", "steps_done"):
+                per[name].setdefault(k, []).append(r[k])
+            per[name].setdefault("trained", []).append(trained(r))
+            ctx.metrics[name] = per[name]
+            # a diverged run is scored as a uniform prediction, ln |V|, for the learned gate
+            finals = [
+                math.log(cfg.vocab_size) if v is None else v for v in per[name]["final_val_loss"]
+            ]
+            ctx.metrics[f"{name}_below_unigram"] = below_unigram(finals, h1)
+        ctx.metrics["train_losses"] = {n: r["train_losses"] for n, r in first_runs.items()}
+        ctx.metrics["deepnorm_trains"] = per["deepnorm"]["trained"]
+        ctx.metrics["post_ln_fails"] = [not t for t in per["post_ln"]["trained"]]
+    plot_training(first_runs, h1, cfg, ctx.figure_path("loss_curves.png"))

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from repro.common.data import lm_token_streams
+from repro.common.stats import seeds_for, unigram_entropy
 from repro.context import RunContext
-from repro.papers.mup.model import MLPLM
+
+from .model import MLPLM
 
 PARAMS = ("sp", "mup")  # the coordinate check compares these two
 
@@ -36,7 +38,8 @@ def slope(xs, ys) -> float:
 # --------------------------------------------------------------------------- coordinate check
 def coordinate_check(cfg, train_ids, seed: int) -> dict:
     """Mean |coordinate| of h1, h2 and the logits after each of the first Adam steps, for each
-    width and parameterisation, averaged over seeds (TP5's coordinate check)."""
+    width and parameterisation, averaged over ``coord_seeds`` initialisations drawn from
+    ``seed`` (TP5's coordinate check)."""
     out: dict = {}
     for param in PARAMS:
         out[param] = {}
@@ -116,7 +119,7 @@ def best_log2_lr(log2_lrs, losses) -> tuple[float, bool]:
 def lr_sweep(cfg, train_ids, val, seed: int, progress) -> dict:
     jobs = [(p, w, k) for p in cfg.swept for w in cfg.widths for k in cfg.log2_lrs]
     losses: dict = {p: {w: {} for w in cfg.widths} for p in cfg.swept}
-    for param, width, k in progress(jobs, desc="lr sweep"):
+    for param, width, k in progress(jobs, desc=f"lr sweep, seed {seed}"):
         losses[param][width][k] = train_once(cfg, width, param, 2.0**k, train_ids, val, seed)
     best = {
         p: {
@@ -192,47 +195,66 @@ def plot(coord: dict, sweep: dict, cfg, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
-    coord = coordinate_check(cfg, train_ids, ctx.seed)
-    sl = coord["slopes"]
-    ctx.metrics.update(
-        coord_slopes=sl,
-        coord_mup_max_abs_slope=max(abs(v) for v in sl["mup"].values()),
-        coord_sp_logits_slope=sl["sp"]["logits"],
-    )
+def arm(param: str) -> str:
+    """The metric-name stem of a parameterisation ("sp-perlayer" -> "sp_perlayer")."""
+    return param.replace("-", "_")
+
+
+def sweep_summary(cfg, sweep: dict, unigram: float) -> dict:
+    """One seed's numbers for the claims, from one learning-rate sweep."""
+    best, losses = sweep["best"], sweep["losses"]
+    widths = sorted(cfg.widths)
+    out: dict = {}
+    for p in cfg.swept:
+        out[f"{arm(p)}_shift"] = best[p][widths[-1]][0] - best[p][widths[0]][0]
+        # the learned gate: every width's best run is below the unigram floor (the worst one
+        # decides); the grid gate: no width's optimum sits on the grid's edge
+        worst_best = max(min(losses[p][w].values()) for w in widths)
+        out[f"{arm(p)}_below_unigram"] = unigram - worst_best
+        out[f"{arm(p)}_lr_inside_grid"] = not any(best[p][w][1] for w in widths)
+        # the learning rate tuned on the narrowest model, used unchanged at every width
+        tuned = min(cfg.log2_lrs, key=lambda k, p=p: losses[p][widths[0]][k])
+        at_small = [losses[p][w][tuned] for w in widths]
+        out[f"{arm(p)}_at_narrowest_lr"] = at_small
+        out[f"{arm(p)}_wider_is_better"] = all(b < a for a, b in zip(at_small, at_small[1:]))
+    return out
+
+
+def main(cfg, ctx: RunContext) -> None:
+    train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
     g = torch.Generator().manual_seed(ctx.seed + 7)
     vpos = torch.randint(cfg.context, len(val_ids), (cfg.val_tokens,), generator=g)
     val = context_batch(val_ids, vpos, cfg.context)
-    sweep = lr_sweep(cfg, train_ids, val, ctx.seed, ctx.progress)
-    best, losses = sweep["best"], sweep["losses"]
-    widths = sorted(cfg.widths)
-    shift = {p: best[p][widths[-1]][0] - best[p][widths[0]][0] for p in cfg.swept}
-    # the learning rate tuned on the narrowest model, used unchanged at every width
-    tuned_small = {
-        p: min(cfg.log2_lrs, key=lambda k, p=p: losses[p][widths[0]][k]) for p in cfg.swept
-    }
-    at_small = {p: [losses[p][w][tuned_small[p]] for w in widths] for p in cfg.swept}
-    ctx.metrics.update(
-        best_log2_lr={p: {str(w): best[p][w][0] for w in widths} for p in cfg.swept},
-        best_at_grid_edge={p: {str(w): best[p][w][1] for w in widths} for p in cfg.swept},
-        best_lr_shift_octaves=shift,
-        loss_at_lr_tuned_on_narrowest={
-            p: dict(zip(map(str, widths), at_small[p])) for p in cfg.swept
-        },
-        losses={
-            p: {str(w): {f"{k:g}": v for k, v in d.items()} for w, d in ws.items()}
-            for p, ws in losses.items()
-        },
-    )
-    if "mup" in cfg.swept:
-        ctx.metrics["mup_best_lr_abs_shift"] = abs(shift["mup"])
-        ctx.metrics["mup_wider_is_better_at_transferred_lr"] = all(
-            b < a for a, b in zip(at_small["mup"], at_small["mup"][1:])
+    # The unigram floor on exactly the held-out next tokens the sweep scores.
+    unigram = unigram_entropy(train_ids, tok.get_vocab_size(), val[1])
+    ctx.metrics.update(unigram_entropy=unigram, seeds=seeds)
+
+    # 1. coordinate check, one slope per seed and layer
+    coords = []
+    for seed in seeds:
+        coords.append(coordinate_check(cfg, train_ids, seed))
+        sl = [c["slopes"] for c in coords]
+        ctx.metrics.update(
+            coord_slopes=sl,
+            coord_mup_max_abs_slope=[max(abs(v) for v in x["mup"].values()) for x in sl],
+            coord_sp_logits_slope=[x["sp"]["logits"] for x in sl],
         )
-    if "sp" in cfg.swept:
-        ctx.metrics["sp_best_lr_shift"] = shift["sp"]
-    if "sp-perlayer" in cfg.swept:
-        ctx.metrics["sp_perlayer_best_lr_abs_shift"] = abs(shift["sp-perlayer"])
-    plot(coord, sweep, cfg, ctx.figure_path("mup_coord_check_and_lr_transfer.png"))
-    return {}
+
+    # 2. learning-rate sweep, once per seed (the same init draws and batches at every rate)
+    sweeps, per_seed = [], []
+    for seed in seeds:
+        sweeps.append(lr_sweep(cfg, train_ids, val, seed, ctx.progress))
+        per_seed.append(sweep_summary(cfg, sweeps[-1], unigram))
+        # every key of the summary as a per-seed list
+        ctx.metrics.update({k: [d[k] for d in per_seed] for k in per_seed[0]})
+        ctx.metrics["best_log2_lr"] = [
+            {p: {str(w): sw["best"][p][w][0] for w in sorted(cfg.widths)} for p in cfg.swept}
+            for sw in sweeps
+        ]
+    first = sweeps[0]
+    ctx.metrics["losses"] = {  # the first seed's sweep, for the figure and the card
+        p: {str(w): {f"{k:g}": v for k, v in d.items()} for w, d in ws.items()}
+        for p, ws in first["losses"].items()
+    }
+    plot(coords[0], first, cfg, ctx.figure_path("mup_coord_check_and_lr_transfer.png"))

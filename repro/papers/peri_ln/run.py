@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import statistics
 
 import torch
 
 from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.common.stats import below_unigram, seeds_for, unigram_entropy
+from repro.common.tinylm import evaluate, train
 from repro.context import RunContext
 
 from .model import PLACEMENTS, ModelConfig, NormPlacementLM, depth_profile, growth_ratio, lr_at
@@ -36,16 +37,24 @@ def probe(model: NormPlacementLM, x: torch.Tensor) -> tuple[list[float], list[fl
     return depth_profile(hidden)
 
 
-@torch.no_grad()
-def val_loss(model: NormPlacementLM, val_ids: torch.Tensor, cfg, device: str) -> float:
-    model.eval()
-    total, n = 0.0, 0
-    for x, y in sequential_windows(val_ids, cfg.batch, cfg.seq_len, max_batches=cfg.eval_batches):
-        _, loss = model(x.to(device), y.to(device))
-        total += loss.item() * x.numel()
-        n += x.numel()
-    model.train()
-    return total / n
+class ClipAndRecord:
+    """The optimizer as ``repro.common.tinylm.train`` sees it, clipping inside ``step``.
+
+    ``train`` clips too, but keeps no record of the norm; the paper's gradient-spike plots
+    need the norm *before* clipping, so ``train`` runs with ``clip=None`` and this wrapper
+    clips (``clip_grad_norm_`` returns the raw norm) and records it."""
+
+    def __init__(self, opt: torch.optim.Optimizer, params, clip: float | None):
+        self.opt, self.params, self.clip = opt, list(params), clip or math.inf
+        self.param_groups = opt.param_groups
+        self.norms: list[float] = []
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.norms.append(torch.nn.utils.clip_grad_norm_(self.params, self.clip).item())
+        self.opt.step()
 
 
 def train_one(placement: str, seed: int, data, probe_x, cfg, ctx: RunContext) -> dict:
@@ -64,26 +73,20 @@ def train_one(placement: str, seed: int, data, probe_x, cfg, ctx: RunContext) ->
         )
     ).to(ctx.device)
     var0, amax0 = probe(model, probe_x)
-    opt = make_optimizer(model, cfg)
+    opt = ClipAndRecord(make_optimizer(model, cfg), model.parameters(), cfg.clip)
     gen = torch.Generator().manual_seed(seed)
-    batches = random_windows(train_ids, cfg.batch, cfg.seq_len, generator=gen)
-    losses, grad_norms = [], []
-    diverged = False
-    for step in ctx.progress(range(cfg.steps), desc=f"{NAMES[placement]} seed {seed}"):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
-        x, y = next(batches)
-        _, loss = model(x.to(ctx.device), y.to(ctx.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # the norm before clipping: the paper's gradient-spike plots show the raw norm
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or math.inf)
-        opt.step()
-        losses.append(loss.item())
-        grad_norms.append(gn.item())
-        if not math.isfinite(losses[-1]):
-            diverged = True
-            break
+    losses = train(
+        model,
+        random_windows(train_ids, cfg.batch, cfg.seq_len, generator=gen),
+        cfg.steps,
+        optimizer=opt,
+        lr_at=lambda step: lr_at(step, cfg.steps, cfg.lr, cfg.warmup),
+        clip=None,  # ClipAndRecord clips, after recording the raw norm
+        device=ctx.device,
+        progress=lambda it, desc: ctx.progress(it, desc=f"{NAMES[placement]} seed {seed}"),
+    )
+    grad_norms = opt.norms
+    diverged = len(losses) < cfg.steps or not math.isfinite(losses[-1])
     out = {
         "var_init": var0,
         "maxabs_init": amax0,
@@ -103,19 +106,10 @@ def train_one(placement: str, seed: int, data, probe_x, cfg, ctx: RunContext) ->
         "growth_trained": growth_ratio(var1),
         # the largest entry anywhere in the stream after a block (the embedding excluded)
         "peak_abs_trained": max(amax1[1:]),
-        "val_loss": val_loss(model, val_ids, cfg, ctx.device),
+        "val_loss": evaluate(
+            model, val_ids, cfg.seq_len, cfg.batch, cfg.eval_batches, device=ctx.device
+        ),
     }
-
-
-def mean(xs: list) -> float | None:
-    """Mean over the seeds that produced a value (None marks a diverged run)."""
-    vals = [x for x in xs if x is not None]
-    return statistics.fmean(vals) if vals else None
-
-
-def geomean(xs: list) -> float | None:
-    vals = [x for x in xs if x is not None and x > 0]
-    return math.exp(statistics.fmean(math.log(x) for x in vals)) if vals else None
 
 
 def paired(a: list, b: list, op) -> list:
@@ -196,80 +190,75 @@ def plot_training(runs: dict, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    train_ids, val_ids, _ = lm_token_streams(
+def main(cfg, ctx: RunContext) -> None:
+    train_ids, val_ids, tok = lm_token_streams(
         vocab_size=cfg.vocab_size, max_docs=None if cfg.use_all_docs else cfg.max_docs
     )
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    # The unigram floor on exactly the held-out targets that ``evaluate`` scores.
+    n_eval = cfg.eval_batches * cfg.batch * cfg.seq_len
+    unigram = unigram_entropy(train_ids, tok.get_vocab_size(), val_ids[1 : n_eval + 1])
+    # A diverged run is scored as a uniform prediction, ln |V|, in the loss gaps and gates.
+    uniform = math.log(cfg.vocab_size)
+    ctx.metrics.update(unigram_entropy=unigram, seeds=seeds)
     # a fixed held-out batch for the depth profiles: the first windows of the validation text
     probe_x = next(sequential_windows(val_ids, cfg.probe_windows, cfg.seq_len))[0].to(ctx.device)
     runs: dict[str, list[dict]] = {p: [] for p in PLACEMENTS}
-    for s in range(cfg.seeds):
-        for p in PLACEMENTS:
-            r = train_one(p, ctx.seed + s, (train_ids, val_ids), probe_x, cfg, ctx)
-            runs[p].append(r)
-            if r["diverged"]:
-                ctx.log(f"  {NAMES[p]:8s} seed {ctx.seed + s}: diverged")
-            else:
-                ctx.log(
-                    f"  {NAMES[p]:8s} seed {ctx.seed + s}: val loss {r['val_loss']:.3f}, "
-                    f"Var(x_L)/Var(x_1) {r['growth_init']:.2f} -> {r['growth_trained']:.2f}, "
-                    f"max|h| {r['peak_abs_trained']:.1f}"
-                )
-            ctx.metrics[f"{p}_val_loss"] = mean([x["val_loss"] for x in runs[p]])
 
     def per_seed(p: str, key: str) -> list:
         return [r[key] for r in runs[p]]
+
+    def losses(p: str) -> list[float]:
+        return [uniform if v is None else v for v in per_seed(p, "val_loss")]
 
     def last_var(p: str) -> list:
         return [None if v is None else v[-1] for v in per_seed(p, "var_trained")]
 
     ratio, minus = (lambda a, b: a / b), (lambda a, b: a - b)
-    per = {
-        "growth_pre_over_peri": paired(
-            per_seed("pre", "growth_trained"), per_seed("peri", "growth_trained"), ratio
-        ),
-        "maxabs_pre_over_peri": paired(
-            per_seed("pre", "peak_abs_trained"), per_seed("peri", "peak_abs_trained"), ratio
-        ),
-        "loss_gap_pre_minus_peri": paired(
-            per_seed("pre", "val_loss"), per_seed("peri", "val_loss"), minus
-        ),
-        "loss_gap_post_minus_peri": paired(
-            per_seed("post", "val_loss"), per_seed("peri", "val_loss"), minus
-        ),
-        # not a claim (chosen after the first run showed where Pre-LN's growth happens):
-        # the last block's variance itself, Pre-LN over Peri-LN
-        "last_var_pre_over_peri": paired(last_var("pre"), last_var("peri"), ratio),
-    }
-    peri_growth = geomean(per_seed("peri", "growth_trained"))
-    out = {
-        # the claims' metrics: ratios as geometric means over seeds, loss gaps as plain means
-        "growth_pre_over_peri": geomean(per["growth_pre_over_peri"]),
-        "peri_growth_per_layer": None if peri_growth is None else peri_growth / cfg.n_layer,
-        "maxabs_pre_over_peri": geomean(per["maxabs_pre_over_peri"]),
-        "loss_gap_pre_minus_peri": mean(per["loss_gap_pre_minus_peri"]),
-        "loss_gap_post_minus_peri": mean(per["loss_gap_post_minus_peri"]),
-        "last_var_pre_over_peri": geomean(per["last_var_pre_over_peri"]),
-        "per_seed": per,
-    }
+    for seed in seeds:
+        for p in PLACEMENTS:
+            r = train_one(p, seed, (train_ids, val_ids), probe_x, cfg, ctx)
+            runs[p].append(r)
+            if r["diverged"]:
+                ctx.log(f"  {NAMES[p]:8s} seed {seed}: diverged")
+            else:
+                ctx.log(
+                    f"  {NAMES[p]:8s} seed {seed}: val loss {r['val_loss']:.3f}, "
+                    f"Var(x_L)/Var(x_1) {r['growth_init']:.2f} -> {r['growth_trained']:.2f}, "
+                    f"max|h| {r['peak_abs_trained']:.1f}"
+                )
+        # Every claim's metric is a per-seed list (one seed = the same init of the shared
+        # weights and the same batches for all three placements); a ratio over a diverged
+        # run is None, which leaves that claim undecided rather than guessed.
+        peri_growth = per_seed("peri", "growth_trained")
+        ctx.metrics.update(
+            growth_pre_over_peri=paired(
+                per_seed("pre", "growth_trained"), per_seed("peri", "growth_trained"), ratio
+            ),
+            peri_growth_per_layer=[None if g is None else g / cfg.n_layer for g in peri_growth],
+            maxabs_pre_over_peri=paired(
+                per_seed("pre", "peak_abs_trained"), per_seed("peri", "peak_abs_trained"), ratio
+            ),
+            loss_gap_pre_minus_peri=paired(losses("pre"), losses("peri"), minus),
+            loss_gap_post_minus_peri=paired(losses("post"), losses("peri"), minus),
+            # not a claim (chosen after the first run showed where Pre-LN's growth happens):
+            # the last block's variance itself, Pre-LN over Peri-LN
+            last_var_pre_over_peri=paired(last_var("pre"), last_var("peri"), ratio),
+            **{f"{p}_ln_below_unigram": below_unigram(losses(p), unigram) for p in PLACEMENTS},
+        )
     for p in PLACEMENTS:
         first = next((r for r in runs[p] if not r["diverged"]), runs[p][0])
-        out[p] = {
-            "val_loss": mean(per_seed(p, "val_loss")),
-            "val_loss_per_seed": per_seed(p, "val_loss"),
+        ctx.metrics[p] = {
+            "val_loss": per_seed(p, "val_loss"),
             "diverged_runs": sum(per_seed(p, "diverged")),
-            "growth_init": geomean(per_seed(p, "growth_init")),
-            "growth_trained": geomean(per_seed(p, "growth_trained")),
-            "peak_abs_trained": geomean(per_seed(p, "peak_abs_trained")),
+            "growth_init": per_seed(p, "growth_init"),
+            "growth_trained": per_seed(p, "growth_trained"),
+            "peak_abs_trained": per_seed(p, "peak_abs_trained"),
             "peak_grad_norm": max(g for r in runs[p] for g in r["grad_norms"] if g is not None),
             # one seed's profiles (the first that did not diverge); the figure shows every seed
             "var_init": first["var_init"],
             "var_trained": first["var_trained"],
             "maxabs_trained": first["maxabs_trained"],
         }
-    for k, v in out.items():  # a claim whose runs all diverged is left unmeasured, not NaN
-        if v is not None:
-            ctx.metrics[k] = v
     plot_depth(runs, cfg.n_layer, ctx.figure_path("depth_profiles.png"))
     plot_training(runs, ctx.figure_path("training.png"))
-    return {k: v for k, v in out.items() if v is not None}

@@ -18,6 +18,17 @@ Claims checked:
     race), interleaved so machine load hits both alike. ``repro bench rmsnorm`` prints the
     full table, PyTorch's own modules included.
 
+Kinds and seeds: the peer agreement and the invariances are *checks* of our code. The loss
+comparison is a *finding*: the per-seed paired difference RMSNorm − LayerNorm over ``seeds`` (3
+in quick, 5 in full; one seed = the same initial weights and batches for both), judged as an
+equivalence (two-sided margin) and gated on both arms having learned. The three speed claims
+are *findings* on wall-clock behaviour (``verify_rtol=None``): their sample is the interleaved
+timing rounds (round k's ratio; for the layer, the median over widths of round k's ratios),
+since repeated rounds, not seeds, are what varies in a timing.
+
+No peak-memory helper lives here (memory is not among the claims), so
+``repro.common.memory.peak_bytes`` has nothing to replace.
+
 Left out: pRMSNorm (the RMS estimated from the first p% of the entries), the paper's tasks
 (machine translation with RNNSearch and Transformer, reading comprehension, image-caption
 retrieval, CIFAR-10) and GPU timings; Gopher itself (280B parameters).
@@ -25,7 +36,7 @@ retrieval, CIFAR-10) and GPU timings; Gopher itself (280B parameters).
 
 from dataclasses import dataclass
 
-from repro.claims import AtLeast, AtMost, Claim, IsTrue, Reproduction
+from repro.claims import AtLeast, AtMost, Claim, Equivalent, IsTrue, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,7 @@ class Config:
     steps: int = 250  # training steps per run (cosine schedule, 5% warm-up)
     lr: float = 3e-3  # AdamW peak rate, same for both norms
     weight_decay: float = 0.0
-    seeds: int = 2  # runs per norm; the seed-to-seed spread is the noise yardstick
+    seeds: int = 3  # runs per norm, paired by seed (same initial weights and batches)
     evals: int = 5  # validation points along each run (for the curves)
     eval_batches: int = 12  # validation: 12 × 16 windows of seq_len tokens
     widths: tuple[int, ...] = (256, 512, 1024, 2048)  # layer timing widths
@@ -48,10 +59,12 @@ class Config:
     timing_rounds: int = 11  # interleaved rounds per timing (median ratio)
 
 
-# "Within seed noise": the gap of the means is at most twice the seed-to-seed standard
-# deviation of the final loss. Two standard deviations is the usual line for "no detectable
-# difference"; fixed before the runs.
-NOISE_MULTIPLE = 2.0
+# "Comparable quality" as an equivalence margin on the paired loss difference, in nats. The
+# paper gives no loss differences (its tables report BLEU / accuracy, where RMSNorm sits within
+# a few tenths of a point of LayerNorm), so we take ±0.05 nats (about 5% perplexity) as the
+# largest gap still "comparable". It replaces the earlier data-dependent rule (|gap| within
+# twice the seed standard deviation), which a t-interval now does properly.
+SAME_LOSS_MARGIN = 0.05
 # The abstract's smallest speed-up (7%), as a ratio of running times.
 PAPER_LOW_SPEEDUP = 1.07
 
@@ -61,14 +74,14 @@ REPRO = Reproduction(
     title="RMSNorm: same loss as LayerNorm, less work",
     config=Config,
     presets={
-        # 4 runs of 250 steps and a few seconds of timing
+        # 6 runs of 250 steps (3 seeds) and a few seconds of timing
         "quick": {},
-        # a larger model, six times longer runs, three seeds, wider timing sweep
+        # a larger model, six times longer runs, five seeds, wider timing sweep
         "full": {
             "d_model": 128,
             "n_layer": 4,
             "steps": 1500,
-            "seeds": 3,
+            "seeds": 5,
             "evals": 10,
             "eval_batches": 40,
             "widths": (128, 256, 512, 1024, 2048, 4096),
@@ -82,6 +95,7 @@ REPRO = Reproduction(
             source="eq. (4); peer: torch.nn.RMSNorm",
             paper_value="ā = a / RMS(a) · g",
             metric="peer_max_rel_err_fp32",
+            kind="check",
             rule=AtMost(1e-5),  # a few float32 roundings (2^-23 ≈ 1.2e-7 each) over a reduction
             unit="max relative difference, float32",
         ),
@@ -92,18 +106,21 @@ REPRO = Reproduction(
             source="§4, Table 1",
             paper_value="RMSNorm: re-scaling invariant, not re-centring invariant",
             metric="invariances_as_in_table1",
+            kind="check",
             rule=IsTrue(),
             unit="all four checks as in Table 1",
         ),
         Claim(
             id="same-loss-as-layernorm",
             statement="a small GPT with RMSNorm reaches the validation loss of the same GPT "
-            "with LayerNorm, within seed noise",
+            "with LayerNorm (equivalent within a declared margin)",
             source="§6 (Tables 2–7: comparable quality across tasks); Gopher §2",
             paper_value="comparable quality to LayerNorm on every task",
-            metric="loss_gap_over_seed_std",
-            rule=AtMost(NOISE_MULTIPLE),
-            unit="|mean gap| / seed std",
+            metric="loss_gap_rms_minus_ln",
+            kind="finding",
+            rule=Equivalent(SAME_LOSS_MARGIN),  # margin: see SAME_LOSS_MARGIN
+            gates=(learned_gate("layernorm"), learned_gate("rmsnorm")),
+            unit="val loss RMSNorm − LayerNorm (nats/token), per seed",
         ),
         Claim(
             id="layer-faster-fwd",
@@ -111,8 +128,10 @@ REPRO = Reproduction(
             source="Abstract; §6",
             paper_value="7%–64% less running time",
             metric="layer_speedup_fwd_median",
+            kind="finding",
+            verify_rtol=None,  # a timing: depends on the machine
             rule=AtLeast(PAPER_LOW_SPEEDUP),
-            unit="time(LN)/time(RMS)",
+            unit="time(LN)/time(RMS), per timing round",
         ),
         Claim(
             id="layer-faster-fwd-bwd",
@@ -121,8 +140,10 @@ REPRO = Reproduction(
             source="Abstract; §6",
             paper_value="7%–64% less running time",
             metric="layer_speedup_fwd_bwd_median",
+            kind="finding",
+            verify_rtol=None,  # a timing: depends on the machine
             rule=AtLeast(PAPER_LOW_SPEEDUP),
-            unit="time(LN)/time(RMS)",
+            unit="time(LN)/time(RMS), per timing round",
         ),
         Claim(
             id="model-step-faster",
@@ -131,8 +152,10 @@ REPRO = Reproduction(
             source="Abstract; §6 (model running times)",
             paper_value="7%–64% less running time, depending on the model",
             metric="model_step_speedup",
+            kind="finding",
+            verify_rtol=None,  # a timing: depends on the machine
             rule=AtLeast(PAPER_LOW_SPEEDUP),
-            unit="time(LN)/time(RMS)",
+            unit="time(LN)/time(RMS), per timing round",
         ),
     ),
     bench="bench:main",

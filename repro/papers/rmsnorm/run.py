@@ -10,10 +10,12 @@ import time
 import torch
 
 from repro.common.data import lm_token_streams, random_windows
-from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate
+from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
+from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate, train
 from repro.context import RunContext
-from repro.papers.rmsnorm.norms import LayerNorm, RMSNorm, make, swap_norms
-from repro.papers.rmsnorm.timing import norm_callables, race
+
+from .norms import LayerNorm, RMSNorm, make, swap_norms
+from .timing import norm_callables, race
 
 
 # --------------------------------------------------------------------------- correctness
@@ -88,42 +90,32 @@ def train_lm(kind: str, cfg, train_ids, val_ids, seed: int) -> dict:
     warm = max(1, int(0.05 * cfg.steps))
     every = max(1, cfg.steps // cfg.evals)
     curve = []
-    model.train()
-    for step in range(cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, warm)
-        x, y = next(batches)
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if not math.isfinite(loss.item()):
-            return {"final": math.inf, "curve": curve}
-        if (step + 1) % every == 0 or step + 1 == cfg.steps:
+
+    def record(step: int, loss: float) -> None:
+        if math.isfinite(loss) and ((step + 1) % every == 0 or step + 1 == cfg.steps):
             val = evaluate(model, val_ids, cfg.seq_len, batch_size=16, max_batches=cfg.eval_batches)
             curve.append([step + 1, val])
+
+    losses = train(
+        model,
+        batches,
+        cfg.steps,
+        optimizer=opt,
+        lr_at=lambda step: cosine_lr(step, cfg.steps, cfg.lr, warm),
+        clip=1.0,
+        on_step=record,
+    )
+    if len(losses) < cfg.steps or not math.isfinite(losses[-1]):
+        return {"final": math.inf, "curve": curve}
     return {"final": curve[-1][1], "curve": curve}
-
-
-def compare_losses(ln: list[float], rms: list[float]) -> dict:
-    """Gap of the means against the seed-to-seed spread. The spread is the pooled sample
-    standard deviation of the final loss over seeds (within each norm), so it measures how
-    much a run's result moves when only the seed changes."""
-    k = len(ln)
-    gap = statistics.fmean(rms) - statistics.fmean(ln)
-    pooled = math.sqrt((statistics.variance(ln) + statistics.variance(rms)) / 2) if k > 1 else 0.0
-    return {
-        "loss_gap_rms_minus_ln": gap,
-        "seed_std": pooled,
-        "loss_gap_over_seed_std": abs(gap) / pooled if pooled > 0 else math.inf,
-    }
 
 
 # --------------------------------------------------------------------------- speed
 def layer_speed(widths, rows: int, rounds: int, pair: tuple[str, str]) -> dict:
-    """time(LayerNorm)/time(RMSNorm) per width, forward and forward+backward (float32)."""
-    out: dict[str, dict[str, float]] = {"fwd": {}, "fwd_bwd": {}}
+    """time(LayerNorm)/time(RMSNorm) per width, forward and forward+backward (float32):
+    the median over rounds (``fwd``, ``fwd_bwd``) and every round's ratio (``*_rounds``)."""
+    out: dict[str, dict[str, float]] = {"fwd": {}, "fwd_bwd": {}, "fwd_rounds": {}}
+    out["fwd_bwd_rounds"] = {}
     gen = torch.Generator().manual_seed(0)
     for d in widths:
         x = torch.randn(rows, d, generator=gen)
@@ -136,12 +128,19 @@ def layer_speed(widths, rows: int, rounds: int, pair: tuple[str, str]) -> dict:
                 clock=time.process_time,
             )
             out[mode][str(d)] = r["ratio"]
+            out[f"{mode}_rounds"][str(d)] = r["ratios"]
     return out
 
 
-def model_speed(cfg, rounds: int) -> float:
+def per_round_median(by_width: dict[str, list[float]]) -> list[float]:
+    """Round k's median over widths of the ratio: the sample a layer-speed claim is judged on
+    (interleaved rounds are the replicates of a timing; a seed changes nothing there)."""
+    return [statistics.median(col) for col in zip(*by_width.values())]
+
+
+def model_speed(cfg, rounds: int) -> list[float]:
     """time(LayerNorm model)/time(RMSNorm model) for one forward+backward training step of the
-    LM we train, same weights otherwise, same batch."""
+    LM we train, same weights otherwise, same batch; one ratio per interleaved round."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.seq_len), generator=gen)
     models = {}
@@ -163,7 +162,7 @@ def model_speed(cfg, rounds: int) -> float:
         step(models["rmsnorm"]),
         rounds=3 * rounds,
         clock=time.process_time,
-    )["ratio"]
+    )["ratios"]
 
 
 # --------------------------------------------------------------------------- figures
@@ -209,7 +208,7 @@ def plot(metrics: dict, path_curves, path_speed) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     ctx.metrics.update(
         peer_max_rel_err_fp32=peer_error(torch.float32, ctx.seed),
         peer_max_rel_err_fp64=peer_error(torch.float64, ctx.seed),
@@ -224,26 +223,34 @@ def main(cfg, ctx: RunContext) -> dict:
         and inv["rms_recentre_dev"] > 0.1
     )
 
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    # The unigram floor on exactly the held-out targets that ``evaluate`` scores.
+    n_eval = cfg.eval_batches * 16 * cfg.seq_len
+    unigram = unigram_entropy(train_ids, tok.get_vocab_size(), val_ids[1 : n_eval + 1])
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    ctx.metrics.update(unigram_entropy=unigram, seeds=seeds)
     finals: dict[str, list[float]] = {"layernorm": [], "rmsnorm": []}
     curves: dict[str, list] = {"layernorm": [], "rmsnorm": []}
-    jobs = [(s, kind) for s in range(cfg.seeds) for kind in ("layernorm", "rmsnorm")]
+    jobs = [(s, kind) for s in seeds for kind in ("layernorm", "rmsnorm")]
     for s, kind in ctx.progress(jobs, desc="training runs"):
-        r = train_lm(kind, cfg, train_ids, val_ids, ctx.seed + 100 * s)
+        r = train_lm(kind, cfg, train_ids, val_ids, s)
         finals[kind].append(r["final"])
         curves[kind].append(r["curve"])
         ctx.metrics[f"{kind}_final_losses"] = finals[kind]
+        ctx.metrics[f"{kind}_below_unigram"] = below_unigram(finals[kind], unigram)
     ctx.metrics.update(layernorm_curves=curves["layernorm"], rmsnorm_curves=curves["rmsnorm"])
-    ctx.metrics.update(compare_losses(finals["layernorm"], finals["rmsnorm"]))
+    # paired by seed: the two runs of one seed share initial weights and batches
+    ctx.metrics["loss_gap_rms_minus_ln"] = paired_differences(
+        finals["rmsnorm"], finals["layernorm"]
+    )
 
     ours = layer_speed(cfg.widths, cfg.rows, cfg.timing_rounds, ("layernorm", "rmsnorm"))
     lib = layer_speed(cfg.widths, cfg.rows, cfg.timing_rounds, ("torch-layernorm", "torch-rmsnorm"))
     ctx.metrics.update(
         layer_speedup_ours=ours,
         layer_speedup_torch=lib,
-        layer_speedup_fwd_median=statistics.median(ours["fwd"].values()),
-        layer_speedup_fwd_bwd_median=statistics.median(ours["fwd_bwd"].values()),
+        layer_speedup_fwd_median=per_round_median(ours["fwd_rounds"]),
+        layer_speedup_fwd_bwd_median=per_round_median(ours["fwd_bwd_rounds"]),
         model_step_speedup=model_speed(cfg, cfg.timing_rounds),
     )
     plot(ctx.metrics, ctx.figure_path("loss_curves.png"), ctx.figure_path("speedup.png"))
-    return {}

@@ -29,7 +29,8 @@ def race(
     warmup: int = 3,
     clock: Callable[[], float] | None = None,
 ) -> dict:
-    """Median over rounds of time(slow)/time(fast), and each side's median time in seconds.
+    """Median over rounds of time(slow)/time(fast), every round's ratio (``ratios``, the sample
+    a timing claim is judged on), and each side's median time in seconds.
     A ratio above 1 means ``fast`` is faster. The order within a round alternates."""
     clock = clock or time.perf_counter
     for _ in range(warmup):
@@ -48,6 +49,7 @@ def race(
         ratios.append(a / b)
     return {
         "ratio": statistics.median(ratios),
+        "ratios": ratios,
         "slow_s": statistics.median(ts),
         "fast_s": statistics.median(tf),
     }

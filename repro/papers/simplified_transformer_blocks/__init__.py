@@ -11,11 +11,18 @@ batches: Pre-LN, the simplified attention sub-block (SAS) with shaped attention,
 removal with ordinary softmax attention (the ablation showing that the shaping matters).
 
 Claims checked (rules fixed before the first run):
-  * SAS has about 15% fewer non-embedding parameters (here 1/6: each block loses the 2d² of
-    the value and projection matrices out of 12d²);
-  * SAS reaches the Pre-LN validation loss after the same number of steps, within 0.05 nats;
-  * without shaped attention the same removal trains worse than SAS, by more than 0.05 nats;
-  * the shaped attention matrix is the identity at initialisation (on real text).
+  * check: SAS has about 15% fewer non-embedding parameters (here 1/6: each block loses the
+    2d² of the value and projection matrices out of 12d²), a count of our own modules;
+  * finding: SAS reaches the Pre-LN validation loss after the same number of steps, an
+    equivalence within ±0.05 nats on the per-seed paired difference;
+  * finding: without shaped attention the same removal trains worse than SAS, by more than
+    0.05 nats (per-seed paired difference);
+  * check: our shaped attention matrix is the identity at initialisation (on real text).
+
+Seeds: the findings are per-seed samples over ``seeds`` (3 in quick, 5 in full); one seed gives
+all three kinds the same initial draws and batches. The Pre-LN/SAS equivalence is gated on both
+arms having learned (0.5 / 1.0 nats below the unigram entropy); the shaping claim on SAS only,
+since the naive block training badly is what it claims.
 
 Left out: the parallel (SAS-P) and normalisation-free variants, depth-scaling experiments,
 BERT/GLUE, and the throughput claim (it is about GPU kernels; we record the CPU time per step
@@ -26,7 +33,7 @@ paper: one α, β, γ per head, initialised to 1 with the query weights at zero.
 
 from dataclasses import dataclass
 
-from repro.claims import AtLeast, AtMost, Between, Claim, Reproduction
+from repro.claims import AtLeast, AtMost, Between, Claim, Equivalent, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,12 @@ class Config:
     steps: int = 250  # optimiser steps per block kind
     lr: float = 3e-3  # AdamW peak learning rate (cosine, 5% warm-up), the same for all kinds
     eval_batches: int = 40  # validation windows: eval_batches × batch_size
+    seeds: int = 3  # seeds ctx.seed + i; each one shared by the three kinds
 
 
-# "Matches per-update": 0.05 nats is ~1% of our losses and about the spread between seeds we
-# see at this size, the smallest difference a single run can resolve.
+# "Matches per-update": the paper gives no number (its Fig. 5 curves lie on top of each other);
+# 0.05 nats, about 1% of our losses, is the margin fixed before the first run, kept as the
+# equivalence margin and as the least difference that counts as "worse".
 MATCH_NATS = 0.05
 
 REPRO = Reproduction(
@@ -53,10 +62,10 @@ REPRO = Reproduction(
     title="Skipless, value- and projection-free blocks with shaped attention against Pre-LN",
     config=Config,
     presets={
-        # three runs of 250 steps
+        # three kinds × three seeds, 250 steps each
         "quick": {},
-        # three runs of 2000 steps of a 4-block model on 64-token windows
-        "full": {"n_layer": 4, "steps": 2000, "seq_len": 64, "batch_size": 8},
+        # three kinds × five seeds, 2000 steps of a 4-block model on 64-token windows
+        "full": {"n_layer": 4, "steps": 2000, "seq_len": 64, "batch_size": 8, "seeds": 5},
     },
     claims=(
         Claim(
@@ -66,6 +75,7 @@ REPRO = Reproduction(
             source="abstract; §4.2",
             paper_value="15% fewer parameters",
             metric="param_reduction",
+            kind="check",
             rule=Between(0.10, 0.20),  # "about 15%": within 5 percentage points
             unit="1 − SAS / Pre-LN non-embedding parameters",
         ),
@@ -76,8 +86,10 @@ REPRO = Reproduction(
             source="Fig. 5 (CodeParrot loss per step); abstract",
             paper_value="matches per-update training speed of Pre-LN",
             metric="sas_minus_pre_ln",
-            rule=AtMost(MATCH_NATS),
-            unit="nats/token (SAS − Pre-LN, validation)",
+            kind="finding",
+            rule=Equivalent(MATCH_NATS),  # margin: see MATCH_NATS
+            gates=(learned_gate("pre_ln"), learned_gate("sas")),
+            unit="nats/token (SAS − Pre-LN, validation), per seed",
         ),
         Claim(
             id="shaping-needed",
@@ -86,15 +98,18 @@ REPRO = Reproduction(
             source="§4.1, Fig. 3",
             paper_value="skipless blocks without shaping lose much of the training speed",
             metric="naive_minus_sas",
+            kind="finding",
             rule=AtLeast(MATCH_NATS),  # a difference the run can resolve
-            unit="nats/token (naive skipless − SAS, validation)",
+            gates=(learned_gate("sas"),),
+            unit="nats/token (naive skipless − SAS, validation), per seed",
         ),
         Claim(
             id="identity-at-init",
-            statement="shaped attention is the identity at initialisation",
+            statement="our shaped attention is the identity at initialisation",
             source="§4.1",
             paper_value="A = I at init (W_Q = 0, α = β = γ = 1)",
             metric="sas_init_identity_error",
+            kind="check",
             rule=AtMost(1e-5),  # float32 rounding of I + C − C
             unit="max |A·x − x| over layers, on real text",
         ),
