@@ -90,3 +90,30 @@ def test_to_low_precision_swaps_block_linears():
     _, loss = model(x, x)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
+    """A tiny run: every finding's metric is one value per seed, and the learned-gate metrics
+    the claims name are there."""
+    from dataclasses import replace
+
+    from repro.claims import Equivalent
+    from repro.context import RunContext
+    from repro.papers.fp8_lm import REPRO
+    from repro.papers.fp8_lm.run import main
+
+    cfg = replace(
+        REPRO.config(), steps=3, d_model=16, n_layer=1, eval_batches=2, seeds=2, max_docs=20
+    )
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    main(cfg, ctx)
+    m = ctx.metrics
+    for key in ("fp8_minus_bf16", "unscaled_minus_bf16", "unscaled_gradient_underflow"):
+        assert len(m[key]) == 2
+    assert m["fp8_minus_bf16"][0] == m["val_loss"]["fp8"][0] - m["val_loss"]["bf16"][0]
+    for claim in REPRO.claims:
+        assert claim.kind == "finding"
+        for gate in claim.gates:
+            assert len(m[gate.metric]) == 2
+    tracks = next(c for c in REPRO.claims if c.id == "fp8-tracks-bf16")
+    assert isinstance(tracks.rule, Equivalent)

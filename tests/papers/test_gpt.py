@@ -111,3 +111,43 @@ def test_split_stream_cuts_documents_at_eos():
     assert [label for _, label in out] == [0, 1, 0]  # informative, imaginative, informative
     with pytest.raises(ValueError):
         split_stream(ids, docs[:2], eos)
+
+
+def test_run_reports_paired_per_seed_metrics(tmp_path):
+    """A tiny run: one pre-trained model per seed, paired per-seed differences between arms,
+    and the aux-LM claim judged as an equivalence."""
+    from dataclasses import replace
+
+    from repro.claims import Equivalent
+    from repro.context import RunContext
+    from repro.papers.gpt import REPRO
+    from repro.papers.gpt.run import main
+
+    cfg = replace(
+        REPRO.config(),
+        pretrain_steps=2,
+        eval_windows=4,
+        eval_every=1,
+        perturb_trials=2,
+        n_labelled=16,
+        finetune_steps=2,
+        seeds=2,
+        n_eval=8,
+    )
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    main(cfg, ctx)
+    m = ctx.metrics
+    for key in (
+        "lm_gain_over_unigram",
+        "pretrained_below_unigram",
+        "aux_lm_gain",
+        "finetune_gain_from_pretraining",
+    ):
+        assert len(m[key]) == 2
+    acc = m["finetune"]
+    assert (
+        m["aux_lm_gain"][1]
+        == acc["pre-trained λ=0.5"]["test"][1] - acc["pre-trained λ=0"]["test"][1]
+    )
+    aux = next(c for c in REPRO.claims if c.id == "aux-lm-no-gain-small-data")
+    assert isinstance(aux.rule, Equivalent)

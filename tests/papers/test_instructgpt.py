@@ -100,3 +100,30 @@ def test_the_penalty_holds_the_policy_closer():
 def test_declaration_is_consistent():
     assert REPRO.problems() == []
     assert copy.deepcopy(REPRO.config()) is not None
+
+
+def test_run_reports_one_value_per_seed(tmp_path):
+    """A tiny run: every claim's metric and the reference's learned-gate metric per seed."""
+    from dataclasses import replace
+
+    from repro.context import RunContext
+    from repro.papers.instructgpt.run import main
+
+    cfg = replace(
+        REPRO.config(),
+        pretrain_steps=2,
+        rm_steps=2,
+        rm_batch=4,
+        eval_pairs=8,
+        rl_steps=3,
+        rl_batch=4,
+        window=1,
+        seeds=2,
+    )
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    main(cfg, ctx)
+    for claim in REPRO.claims:
+        assert claim.kind == "finding"
+        assert len(ctx.metrics[claim.metric]) == 2
+        for gate in claim.gates:
+            assert len(ctx.metrics[gate.metric]) == 2

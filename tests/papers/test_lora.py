@@ -111,3 +111,35 @@ def test_fiction_genres_exist_in_the_corpus():
 
 def test_declaration_is_consistent():
     assert REPRO.problems() == []
+
+
+def test_run_reports_per_seed_findings_and_first_seed_checks(tmp_path):
+    """A tiny run: findings get one value per seed, the checks one value; the quality claims
+    are equivalence claims."""
+    from dataclasses import replace
+
+    from repro.claims import Equivalent
+    from repro.context import RunContext
+    from repro.papers.lora.run import main
+
+    cfg = replace(
+        REPRO.config(),
+        d_model=32,
+        pretrain_steps=2,
+        finetune_steps=2,
+        eval_batches=1,
+        seeds=2,
+        latency_rounds=1,
+    )
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    main(cfg, ctx)
+    m = ctx.metrics
+    assert len(m["claim_rank_shortfall"]) == 2 and len(m["rank1_shortfall_vs_rank8"]) == 2
+    assert isinstance(m["claim_rank_trainable_fraction"], float)
+    by_id = {c.id: c for c in REPRO.claims}
+    assert isinstance(by_id["lora-within-margin"].rule, Equivalent)
+    assert isinstance(by_id["rank-1-suffices"].rule, Equivalent)
+    assert by_id["merged-no-latency"].verify_rtol is None
+    for claim in REPRO.claims:
+        for gate in claim.gates:
+            assert len(m[gate.metric]) == 2

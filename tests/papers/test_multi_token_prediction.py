@@ -64,3 +64,25 @@ def test_future_heads_learn_a_planted_pattern():
         loss.backward()
         opt.step()
     assert max(per_head) < 0.3
+
+
+def test_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
+    """A tiny run: each finding's metric is one paired difference per seed, and every gate's
+    metric is there."""
+    from dataclasses import replace
+
+    from repro.context import RunContext
+    from repro.papers.multi_token_prediction import REPRO
+    from repro.papers.multi_token_prediction.run import main
+
+    cfg = replace(REPRO.config(), steps=2, widths=(16, 32), eval_batches=2, seeds=2, max_docs=20)
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    main(cfg, ctx)
+    m = ctx.metrics
+    v = m["val_loss"]
+    assert m["n4_minus_n1_smallest"] == [v["16"]["4"][i] - v["16"]["1"][i] for i in range(2)]
+    assert len(m["effect_change_with_size"]) == 2
+    for claim in REPRO.claims:
+        assert claim.kind == "finding" and claim.gates
+        for gate in claim.gates:
+            assert len(m[gate.metric]) == 2

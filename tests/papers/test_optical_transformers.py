@@ -148,3 +148,34 @@ def test_power_law_fit_recovers_exponent():
     xs = [32, 64, 128, 256]
     a, b = fit_power_law(xs, [5.0 * x**-1.0 for x in xs])
     assert a == pytest.approx(-1.0) and math.exp(b) == pytest.approx(5.0)
+
+
+def test_run_reports_per_seed_findings(tmp_path):
+    """A tiny run: one fitted exponent and one 8-bit gap per seed, and the gate's metric."""
+    from dataclasses import replace
+
+    from repro.claims import Equivalent
+    from repro.context import RunContext
+    from repro.papers.optical_transformers.run import main
+
+    cfg = replace(
+        REPRO.config(),
+        planted_trials=4,
+        planted_widths=(16, 64),
+        widths=(16, 32),
+        steps=2,
+        eval_windows=2,
+        seq_len=16,
+        grid_lo=-1.0,
+        grid_hi=1.0,
+        bisect_iters=1,
+        seeds=2,
+        max_docs=20,
+    )
+    ctx = RunContext(out_dir=tmp_path, show_progress=False)
+    main(cfg, ctx)
+    m = ctx.metrics
+    assert len(m["max_quantization_gap"]) == 2 and len(m["every_width_below_unigram"]) == 2
+    assert len(m.get("energy_exponent", [])) in (0, 2)
+    eight = next(c for c in REPRO.claims if c.id == "eight-bit-keeps-accuracy")
+    assert isinstance(eight.rule, Equivalent)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from repro.common.data import lm_token_streams
+from repro.common.stats import paired_ratios, seeds_for, unigram_entropy
 from repro.context import RunContext
 
 from .model import Bart, BartConfig
@@ -247,7 +248,7 @@ def plot(curves: dict, ft_curves: dict, ex: dict, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     # Claim 1: the noising function against its specification
     stats = infilling_statistics(
         cfg.noise_windows,
@@ -273,9 +274,23 @@ def main(cfg, ctx: RunContext) -> dict:
     x = windows(val_ids, cfg.eval_windows, cfg.src_len + cfg.tgt_len, gen)
     cont_eval = [continuation_batch(c, cfg.src_len, vocab) for c in x.split(cfg.batch)]
 
+    # What needs no context, for the reconstruction findings; the unigram floor of the
+    # continuation targets, for the learned gates of the downstream comparison
+    base = unigram_baselines(train_ids, denoise_eval_batches("infilling"), vocab.size)
+    ctx.metrics.update(base)
+    cont_targets = torch.cat([tgt.reshape(-1) for _, _, tgt in cont_eval])
+    cont_unigram = unigram_entropy(train_ids, vocab.size, cont_targets)
+    ctx.metrics["continuation_unigram_nats"] = cont_unigram
+    compare = cfg.finetune_steps and "infilling" in cfg.objectives and "masking" in cfg.objectives
+    if not compare:
+        ctx.skip(
+            "infilling-beats-masking",
+            "this preset pretrains no token-masking model or fine-tunes nothing; "
+            "the comparison runs in --preset full",
+        )
+
     curves, ft_curves, results = {}, {}, {}
-    for seed_i in range(cfg.seeds):
-        seed = ctx.seed + seed_i
+    for seed_i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
         for kind in cfg.objectives:
             model = make_model(cfg, vocab, seed)  # same initial weights for every objective
             gen = torch.Generator().manual_seed(1000 + seed)  # same windows for every objective
@@ -307,6 +322,9 @@ def main(cfg, ctx: RunContext) -> dict:
 
             ft_losses = train(ft, cont_batch, cfg.finetune_steps, cfg, ctx, f"fine-tune {kind}")
             r["continuation_loss"] = continuation_loss(ft, cont_eval)
+            ctx.metrics.setdefault(f"{kind}_below_unigram", []).append(
+                cont_unigram - r["continuation_loss"]
+            )
             if seed_i == 0:
                 ft_curves[kind] = ft_losses
         if cfg.scratch_baseline and cfg.finetune_steps:
@@ -324,38 +342,25 @@ def main(cfg, ctx: RunContext) -> dict:
             results.setdefault("none", []).append(r)
             ctx.metrics.setdefault("objectives", {})["none"] = results["none"]
 
-    def mean(kind, key):
-        return sum(r[key] for r in results[kind]) / len(results[kind])
-
-    # Claim 2: the infilling model against what needs no context
-    base = unigram_baselines(train_ids, denoise_eval_batches("infilling"), vocab.size)
-    ctx.metrics.update(base)
-    loss, acc = mean("infilling", "loss"), mean("infilling", "hidden_accuracy")
-    ctx.metrics.update(
-        recon_loss=loss,
-        recon_hidden_loss=mean("infilling", "hidden_loss"),
-        recon_hidden_accuracy=acc,
-        recon_visible_accuracy=mean("infilling", "visible_accuracy"),
-        recon_loss_over_entropy=loss / base["unigram_entropy"],
-        recon_loss_over_copy_oracle=loss / base["copy_oracle_loss"],
-        hidden_accuracy_over_mode=acc / base["mode_accuracy"],
-    )
-
-    # Claim 3: downstream perplexity after infilling vs token-masking pretraining
-    ppl = {k: math.exp(mean(k, "continuation_loss")) for k in results if cfg.finetune_steps}
-    ctx.metrics["continuation_perplexity"] = ppl
-    if "infilling" not in ppl or "masking" not in ppl:
-        ctx.skip(
-            "infilling-beats-masking",
-            "this preset pretrains no token-masking model or fine-tunes nothing; "
-            "the comparison runs in --preset full",
+        # the infilling model against what needs no context: one value per seed so far
+        inf = results["infilling"]
+        ctx.metrics.update(
+            recon_loss=[r["loss"] for r in inf],
+            recon_hidden_loss=[r["hidden_loss"] for r in inf],
+            recon_hidden_accuracy=[r["hidden_accuracy"] for r in inf],
+            recon_visible_accuracy=[r["visible_accuracy"] for r in inf],
+            recon_loss_over_entropy=[r["loss"] / base["unigram_entropy"] for r in inf],
+            recon_loss_over_copy_oracle=[r["loss"] / base["copy_oracle_loss"] for r in inf],
+            hidden_accuracy_over_mode=[r["hidden_accuracy"] / base["mode_accuracy"] for r in inf],
         )
-    else:
-        ctx.metrics["ppl_ratio_infilling_over_masking"] = ppl["infilling"] / ppl["masking"]
-        per_seed = [
-            a["continuation_loss"] < b["continuation_loss"]
-            for a, b in zip(results["infilling"], results["masking"])
-        ]
-        ctx.metrics["infilling_wins_seeds"] = f"{sum(per_seed)}/{len(per_seed)}"
+        if cfg.finetune_steps:
+            ctx.metrics["continuation_perplexity"] = {
+                k: [math.exp(r["continuation_loss"]) for r in v] for k, v in results.items()
+            }
+        if compare:
+            # downstream perplexity after infilling vs token-masking pretraining, per seed
+            ppl = ctx.metrics["continuation_perplexity"]
+            ctx.metrics["ppl_ratio_infilling_over_masking"] = paired_ratios(
+                ppl["infilling"], ppl["masking"]
+            )
     plot(curves, ft_curves, ctx.metrics["example"], ctx.figure_path("bart.png"))
-    return {}

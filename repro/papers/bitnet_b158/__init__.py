@@ -9,21 +9,29 @@ With ternary weights a matrix product needs no multiplications: each output is a
 inputs facing +1 weights minus the sum of those facing −1 weights, which is the premise of the
 MatMul-free LM's hardware argument.
 
-Claims checked:
-  * the addition-only computation of a ternary layer equals the integer matmul exactly, and the
-    float layer the network trains with within float32 rounding (every ternary layer of the
-    trained model, on real validation activations);
-  * at small scale (the paper's 700M and 1.3B rows) the ternary model trails its full-precision
-    twin trained on the same tokens; we report the gap in nats on the Brown corpus;
-  * the gap narrows as the model grows (Table 1: +0.043 nats at 700M, +0.004 at 1.3B, −0.013 at
-    3B), over three widths in the full preset;
-  * ternary beats binary (BitNet's ±1) at equal size: the paper credits the zero ("feature
-    filtering") for the better modelling;
-  * parity from 3B parameters is listed but cannot be checked here.
+Checks of our implementation (every ternary layer of the first seed's trained model, on
+real validation activations):
+  * ``addonly-equals-matmul``: the addition-only computation of a ternary layer equals the
+    integer matmul exactly;
+  * ``addonly-equals-float-layer``: ... and the float layer the network trains with, within
+    float32 rounding.
+Findings (re-measured on trained models; per seed, 3 seeds in quick and 5 in full, compared as
+paired per-seed differences; each gated on every compared arm having learned):
+  * ``ternary-trails-fp-small``: at small scale (the paper's 700M and 1.3B rows) the ternary
+    model trails its full-precision twin trained on the same tokens; we report the gap in nats
+    on the Brown corpus;
+  * ``gap-narrows-with-size``: the gap narrows as the model grows (Table 1: +0.043 nats at
+    700M, +0.004 at 1.3B, −0.013 at 3B), over three widths in the full preset;
+  * ``ternary-beats-binary``: ternary beats binary (BitNet's ±1) at equal size: the paper
+    credits the zero ("feature filtering") for the better modelling;
+  * ``parity-at-3b``: parity from 3B parameters (an equivalence claim) is declared but cannot
+    be checked here.
 
 Equal treatment: the three kinds (fp, ternary, binary) start from the same initial weights,
 see the same batches, and each gets the best of the same learning-rate grid (BitNet models
-are known to like larger rates, so the grid spans them).
+are known to like larger rates, so the grid spans them). The quick preset has one rate, so
+nothing is tuned there; no grid-edge gate is declared (the full grid has three points, and the
+best rate is picked on the validation windows that also score it).
 
 Left out: the latency, memory and energy results (they need custom low-bit kernels on a GPU),
 the 8-bit activation quantisation's effect on its own, the two-stage learning-rate and weight
@@ -33,7 +41,7 @@ the twin architectures identical), and the MatMul-free LM's recurrent token mixe
 
 from dataclasses import dataclass
 
-from repro.claims import AtLeast, AtMost, Claim, IsTrue, Reproduction
+from repro.claims import AtLeast, AtMost, Claim, Equivalent, IsTrue, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Config:
     lrs: tuple[float, ...] = (3e-3,)  # AdamW peak learning rates; best per kind and width
     eval_batches: int = 20  # validation windows: eval_batches × batch_size
     addonly_tokens: int = 64  # tokens per layer recomputed with additions only
+    seeds: int = 3  # paired seeds (ctx.seed + i): every kind, width and rate per seed
 
 
 REPRO = Reproduction(
@@ -56,10 +65,11 @@ REPRO = Reproduction(
     title="Ternary weights: addition-only layers and the loss gap to full precision",
     config=Config,
     presets={
-        # one width, one learning rate: checks the layer maths and the sign of both gaps
+        # 3 seeds, one width, one learning rate: the layer maths and the sign of both gaps
         "quick": {},
         # three widths and a three-point learning-rate grid for each kind: the size trend
         "full": {
+            "seeds": 5,
             "widths": (32, 64, 128),
             "steps": 800,
             "lrs": (1e-3, 3e-3, 1e-2),
@@ -76,11 +86,12 @@ REPRO = Reproduction(
             metric="addonly_int_exact",
             rule=IsTrue(),
             unit="every layer bit-exact",
+            kind="check",
         ),
         Claim(
             id="addonly-equals-float-layer",
-            statement="the rescaled addition-only result equals the float layer the network "
-            "trains with",
+            statement="in our layer, the rescaled addition-only result equals the float layer "
+            "the network trains with",
             source="BitNet b1.58 §2",
             paper_value="same output, no multiplications of activations by weights",
             metric="addonly_max_rel_err",
@@ -89,6 +100,7 @@ REPRO = Reproduction(
             # wrong sign or dropped input would be off by ~1e-2 or more
             rule=AtMost(1e-5),
             unit="max |Δy| / max |y| over layers",
+            kind="check",
         ),
         Claim(
             id="ternary-trails-fp-small",
@@ -99,7 +111,9 @@ REPRO = Reproduction(
             metric="ternary_gap",
             # the paper's sub-3B rows have a positive gap; the sign is what it states at this scale
             rule=AtLeast(0.0),
-            unit="nats/token (ternary − fp, widest model)",
+            unit="nats/token (ternary − fp, widest model, paired per seed)",
+            kind="finding",
+            gates=(learned_gate("fp"), learned_gate("ternary")),
         ),
         Claim(
             id="gap-narrows-with-size",
@@ -109,7 +123,9 @@ REPRO = Reproduction(
             metric="gap_change_with_size",
             # the trend's direction: the widest model's gap below the narrowest's
             rule=AtMost(0.0),
-            unit="nats (gap at widest − gap at narrowest)",
+            unit="nats (gap at widest − gap at narrowest, paired per seed)",
+            kind="finding",
+            gates=tuple(learned_gate(p + k) for p in ("narrowest_", "") for k in ("fp", "ternary")),
         ),
         Claim(
             id="ternary-beats-binary",
@@ -119,17 +135,24 @@ REPRO = Reproduction(
             paper_value="stronger modelling from the explicit zero",
             metric="ternary_minus_binary",
             rule=AtMost(0.0),  # the claim is a direction: ternary's loss below binary's
-            unit="nats/token (ternary − binary, widest model)",
+            unit="nats/token (ternary − binary, widest model, paired per seed)",
+            kind="finding",
+            gates=(learned_gate("ternary"), learned_gate("binary")),
         ),
         Claim(
             id="parity-at-3b",
-            statement="from 3B parameters the ternary model matches FP16 LLaMA in perplexity",
+            statement="from 3B parameters the ternary model matches FP16 LLaMA in perplexity "
+            "(equivalence)",
             source="BitNet b1.58 Table 1",
             paper_value="3B: PPL 9.91 vs 10.04",
             metric="gap_at_3b",
-            rule=AtMost(0.0),
-            unit="nats/token",
+            # "matches" is an equivalence claim. ±0.02 nats: inside the 700M gap (+0.043) the
+            # paper reports as a deficit, outside its 3B gap (−0.013) it reports as parity
+            rule=Equivalent(0.02),
+            unit="nats/token (ternary − fp at ≥ 3B)",
+            kind="finding",
+            gates=(learned_gate("fp"), learned_gate("ternary")),
         ),
     ),
-    timeout_s=180,
+    timeout_s=400,
 )

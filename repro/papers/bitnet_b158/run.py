@@ -8,9 +8,11 @@ import math
 import torch
 
 from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
 from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate, train
 from repro.context import RunContext
-from repro.papers.bitnet_b158.bitlinear import (
+
+from .bitlinear import (
     BitLinear,
     absmax_int8,
     addonly_forward,
@@ -130,40 +132,61 @@ def plot(widths, params, table, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    # The learned gate's floor: the unigram cross-entropy on the tokens evaluate() scores.
+    span = val_ids[: cfg.eval_batches * cfg.batch_size * cfg.seq_len + 1]
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, span[1:])
+    ctx.metrics["unigram_nats"] = unigram
     widths = sorted(cfg.widths)
-    table: dict[str, dict[str, float]] = {}
-    by_lr: dict[str, dict[str, dict[str, float]]] = {}
-    params, last_ternary = [], None
-    jobs = [(w, k, lr) for w in widths for k in KINDS for lr in cfg.lrs]
-    for width, kind, lr in ctx.progress(jobs, desc="runs"):
-        model, val, _ = train_one(cfg, width, kind, lr, train_ids, val_ids, ctx.seed)
-        by_lr.setdefault(str(width), {}).setdefault(kind, {})[f"{lr:g}"] = val
-        row = table.setdefault(str(width), {})
-        row[kind] = min(val, row.get(kind, math.inf))
-        if kind == "fp" and lr == cfg.lrs[0]:
-            params.append(model.non_embedding_params())
-        if kind == "ternary" and val == row[kind]:
-            last_ternary = model  # the best ternary model of the widest width so far
-        ctx.log(f"  d={width} {kind} lr={lr:g}: val {val:.4f}")
-    gaps = {w: table[w]["ternary"] - table[w]["fp"] for w in table}
-    ctx.metrics.update(
-        widths=widths,
-        non_embedding_params=params,
-        val_loss=table,
-        val_loss_by_lr=by_lr,
-        ternary_gap_by_width=gaps,
-        binary_gap_by_width={w: table[w]["binary"] - table[w]["fp"] for w in table},
-        ternary_gap=gaps[str(widths[-1])],
-        ternary_minus_binary=table[str(widths[-1])]["ternary"] - table[str(widths[-1])]["binary"],
-    )
-    if len(widths) >= 2:
-        # gap at the widest model minus gap at the narrowest: negative when the gap narrows
-        ctx.metrics["gap_change_with_size"] = gaps[str(widths[-1])] - gaps[str(widths[0])]
-    else:
+    if len(widths) < 2:
         ctx.skip("gap-narrows-with-size", "one model width in this preset; the full preset has 3")
     ctx.skip("parity-at-3b", "needs ≥ 3B-parameter models and 100B tokens; ours have < 1M")
+    # table[width][kind]: per seed, the best validation loss over the learning-rate grid.
+    # Seed s gives fp, ternary and binary the same initial weights and batches (paired).
+    table: dict[str, dict[str, list[float]]] = {str(w): {k: [] for k in KINDS} for w in widths}
+    by_lr: dict[str, dict[str, dict[str, list[float]]]] = {}
+    params, last_ternary = [], None
+    for i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
+        for width in widths:
+            for kind in KINDS:
+                best = math.inf
+                for lr in cfg.lrs:
+                    model, val, _ = train_one(cfg, width, kind, lr, train_ids, val_ids, seed)
+                    by_lr.setdefault(str(width), {}).setdefault(kind, {}).setdefault(
+                        f"{lr:g}", []
+                    ).append(val)
+                    if i == 0 and kind == "fp" and lr == cfg.lrs[0]:
+                        params.append(model.non_embedding_params())
+                    if val < best:
+                        best = val
+                        if i == 0 and kind == "ternary":
+                            last_ternary = model  # first seed's best ternary model, widest
+                    ctx.log(f"  seed {seed} d={width} {kind} lr={lr:g}: val {val:.4f}")
+                table[str(width)][kind].append(best)
+        gaps = {w: paired_differences(t["ternary"], t["fp"]) for w, t in table.items()}
+        wide, narrow = table[str(widths[-1])], table[str(widths[0])]
+        ctx.metrics.update(
+            widths=widths,
+            non_embedding_params=params,
+            val_loss=table,
+            val_loss_by_lr=by_lr,
+            ternary_gap_by_width=gaps,
+            binary_gap_by_width={
+                w: paired_differences(t["binary"], t["fp"]) for w, t in table.items()
+            },
+            ternary_gap=gaps[str(widths[-1])],
+            ternary_minus_binary=paired_differences(wide["ternary"], wide["binary"]),
+            # learned gates: every kind at the widest and at the narrowest width
+            **{f"{k}_below_unigram": below_unigram(wide[k], unigram) for k in KINDS},
+            **{f"narrowest_{k}_below_unigram": below_unigram(narrow[k], unigram) for k in KINDS},
+        )
+        if len(widths) >= 2:
+            # gap at the widest model minus gap at the narrowest: negative when the gap narrows
+            ctx.metrics["gap_change_with_size"] = paired_differences(
+                gaps[str(widths[-1])], gaps[str(widths[0])]
+            )
+    # a check of our layer: on the first seed's best ternary model of the widest width
     ctx.metrics.update(addonly_check(last_ternary, val_ids, cfg))
-    plot(widths, params, table, ctx.figure_path("ternary_vs_fp.png"))
-    return {}
+    mean_table = {w: {k: sum(v) / len(v) for k, v in t.items()} for w, t in table.items()}
+    plot(widths, params, mean_table, ctx.figure_path("ternary_vs_fp.png"))

@@ -12,11 +12,16 @@ torch's float8 dtypes and back, so the products read FP8 values; accumulation an
 weights stay float32. The same model is trained from the same initial weights on the same
 batches with float32 inputs, bf16 inputs, FP8 with per-tensor scaling, and FP8 without.
 
-Claims checked (rules fixed before the first run):
-  * scaled FP8 ends no more than 0.02 nats above bf16 (the paper's claim is "no loss of
-    accuracy"; a lower loss is not held against it, and is a hint of the noise level);
-  * without scaling, most of the output-gradient entries underflow to zero in E5M2;
-  * without scaling, training falls behind bf16 by more than that margin.
+Claims (all three are findings, measured on trained models; rules fixed before the first run):
+  * finding ``fp8-tracks-bf16``: scaled FP8 ends within ±0.02 nats of bf16 (an equivalence
+    claim, "no loss of accuracy"), judged on the per-seed paired differences FP8 − bf16;
+  * finding ``unscaled-gradients-underflow``: without scaling, most of the output-gradient
+    entries underflow to zero in E5M2 (one share per seed);
+  * finding ``unscaled-training-degrades``: without scaling, training ends more than that
+    margin above bf16 (paired per-seed differences).
+Each finding comparing trained arms is gated on every arm having learned (held-out loss below
+the unigram floor). Seeds: 3 in quick, 5 in full; seed s gives all four precisions the same
+initial weights and batches.
 
 Left out: FP8 optimiser states and FP8 gradient all-reduce (the paper's 2nd and 3rd levels),
 delayed amax-history scaling, the memory and speed results (they need FP8 tensor cores), and
@@ -25,7 +30,7 @@ all downstream evaluations.
 
 from dataclasses import dataclass
 
-from repro.claims import AtLeast, AtMost, Claim, Reproduction
+from repro.claims import AtLeast, Claim, Equivalent, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,14 @@ class Config:
     lr: float = 3e-3  # AdamW peak learning rate (cosine, 5% warm-up)
     margin: int = 0  # scale = FP8_MAX / amax / 2^margin (Transformer Engine's "margin")
     eval_batches: int = 40  # validation windows: eval_batches × batch_size
+    seeds: int = 3  # paired seeds (ctx.seed + i); each trains all four precisions
 
 
-# "Tracks BF16" needs a tolerance: 0.02 nats is 0.5% of our losses (~4.5 nats), below the
-# 0.04-nat spread between seeds we see at this size, and the runs here share init and batches
+# "Tracks BF16" needs a margin. The paper prints no number: its Fig. 4 draws FP8 and BF16 loss
+# curves on top of each other at every size. We keep the tolerance fixed before the first run,
+# 0.02 nats (0.5% of our ~5 nats), now two-sided. It is below the 0.04-nat spread of a single
+# arm between seeds, which is why the claim is judged on paired per-seed differences (same
+# init, same batches), where that common variation cancels.
 MATCH_NATS = 0.02
 
 REPRO = Reproduction(
@@ -53,21 +62,23 @@ REPRO = Reproduction(
     title="FP8 matmul inputs with and without per-tensor scaling against bf16",
     config=Config,
     presets={
-        # four runs of 250 steps
+        # 3 seeds × four runs of 250 steps
         "quick": {},
-        # four runs of 2000 steps on 64-token windows
-        "full": {"steps": 2000, "seq_len": 64, "eval_batches": 80},
+        # 5 seeds × four runs of 2000 steps on 64-token windows
+        "full": {"steps": 2000, "seq_len": 64, "eval_batches": 80, "seeds": 5},
     },
     claims=(
         Claim(
             id="fp8-tracks-bf16",
-            statement="with per-tensor scaling, FP8 matmul inputs do not raise the loss above the "
-            "bf16 run's",
+            statement="with per-tensor scaling, FP8 matmul inputs give the same held-out loss as "
+            "bf16 inputs (equivalence)",
             source="Fig. 4 (GPT-7B/13B/175B loss curves); §4.2",
             paper_value="FP8 and BF16 loss curves overlap from 7B to 175B",
             metric="fp8_minus_bf16",
-            rule=AtMost(MATCH_NATS),
-            unit="nats/token (FP8 − bf16, validation)",
+            rule=Equivalent(MATCH_NATS),  # margin: see MATCH_NATS
+            unit="nats/token (FP8 − bf16, validation, paired per seed)",
+            kind="finding",
+            gates=(learned_gate("fp8"), learned_gate("bf16")),
         ),
         Claim(
             id="unscaled-gradients-underflow",
@@ -77,7 +88,8 @@ REPRO = Reproduction(
             paper_value="FP8's limited range causes gradient underflow without scaling",
             metric="unscaled_gradient_underflow",
             rule=AtLeast(0.5),  # "underflows": the majority of the nonzero gradient entries lost
-            unit="share of nonzero output-gradient entries cast to 0",
+            unit="share of nonzero output-gradient entries cast to 0 (per seed)",
+            kind="finding",
         ),
         Claim(
             id="unscaled-training-degrades",
@@ -86,8 +98,10 @@ REPRO = Reproduction(
             paper_value="scaling is needed to keep FP8 training accurate",
             metric="unscaled_minus_bf16",
             rule=AtLeast(MATCH_NATS),  # outside the tolerance that defines "tracks"
-            unit="nats/token (unscaled FP8 − bf16, validation)",
+            unit="nats/token (unscaled FP8 − bf16, validation, paired per seed)",
+            kind="finding",
+            gates=(learned_gate("fp8_unscaled"), learned_gate("bf16")),
         ),
     ),
-    timeout_s=180,
+    timeout_s=300,
 )

@@ -1,4 +1,5 @@
-"""Measurements for GPT (Radford et al. 2018). See __init__.py for the claims."""
+"""Measurements for GPT (Radford et al. 2018), one pre-trained model per seed. See __init__.py
+for the claims."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import replace
 import torch
 
 from repro.common.data import lm_token_streams, load_brown, split_documents
+from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
 from repro.context import RunContext
 
 from .model import GPT, GPTConfig
@@ -31,10 +33,7 @@ LABEL_OF = {g: i for i, group in enumerate(GENRE_GROUPS.values()) for g in group
 def unigram_cross_entropy(train_ids, val_ids, vocab_size: int) -> tuple[float, float]:
     """(entropy of the training unigram distribution, its cross-entropy on held-out text),
     nats/token, add-one smoothed so that no held-out token has probability 0."""
-    counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
-    logp = (counts / counts.sum()).log()
-    entropy = -(logp.exp() * logp).sum().item()
-    return entropy, -logp[val_ids].mean().item()
+    return unigram_entropy(train_ids, vocab_size), unigram_entropy(train_ids, vocab_size, val_ids)
 
 
 def lr_factor(step: int, total: int, warmup: int, decay: str) -> float:
@@ -265,8 +264,7 @@ def plot_finetuning(arms: dict, path) -> None:
 
 
 # --------------------------------------------------------------------------- main
-def main(cfg, ctx: RunContext) -> dict:
-    gen = torch.Generator().manual_seed(ctx.seed)
+def main(cfg, ctx: RunContext) -> None:
     train_ids, val_ids, tok = lm_token_streams(
         vocab_size=cfg.vocab_size, kind="bpe", seed=cfg.split_seed
     )
@@ -278,72 +276,70 @@ def main(cfg, ctx: RunContext) -> dict:
         n_head=cfg.n_head,
         dropout=cfg.dropout,
     )
-
-    # --- claim 2: pre-training against the unigram baseline
     entropy, unigram_ce = unigram_cross_entropy(train_ids, val_ids, cfg.vocab_size)
     val_x, val_y = eval_windows(val_ids, cfg.eval_windows, cfg.seq_len)
-    model, train_curve, val_curve = pretrain(cfg, gcfg, train_ids, val_x, val_y, ctx, gen)
-    lm_loss = val_curve[-1][1]
-    ctx.metrics.update(
-        unigram_entropy=entropy,
-        unigram_cross_entropy=unigram_ce,
-        heldout_lm_loss=lm_loss,
-        heldout_lm_loss_init=val_curve[0][1],
-        lm_gain_over_unigram=unigram_ce - lm_loss,
-        pretrain_curve=val_curve,
-        n_params=sum(p.numel() for p in model.parameters()),
-        pretrain_tokens=cfg.pretrain_steps * cfg.pretrain_batch * cfg.seq_len,
-    )
-    plot_pretraining(train_curve, val_curve, unigram_ce, ctx.figure_path("pretraining.png"))
-
-    # --- claim 1: the mask, then the same weights without it
-    ctx.metrics["causal_max_abs_diff"] = future_leak(model, val_x, cfg.perturb_trials, gen)
-    model.set_causal(False)
-    ctx.metrics["control_max_abs_diff"] = future_leak(model, val_x, cfg.perturb_trials, gen)
-    model.set_causal(True)
-
-    # --- claims 3 and 4: the labelled task, four arms with the same fine-tuning steps
+    ctx.metrics.update(unigram_entropy=entropy, unigram_cross_entropy=unigram_ce)
     labelled, dev, test, counts = labelled_task(cfg, tok, train_ids, val_ids, ctx.seed)
     if len(cfg.finetune_lrs) == 1:
         dev = None  # nothing to choose, so the dev passages are not scored
     ctx.metrics.update(document_counts=counts, classes=list(CLASSES))
-    pre_state = {k: v.clone() for k, v in model.state_dict().items()}
     lam = cfg.lm_weight
-    arms = {
-        f"pre-trained λ={lam:g}": (pre_state, lam),
-        "pre-trained λ=0": (pre_state, 0.0),
-        f"scratch λ={lam:g}": (None, lam),
-        "scratch λ=0": (None, 0.0),
-    }
-    runs = [(a, lr, s) for a in arms for lr in cfg.finetune_lrs for s in range(cfg.seeds)]
-    scores: dict = {}
-    for a, lr, s in ctx.progress(runs, desc="fine-tune"):
-        state, lam = arms[a]
-        d, t = finetune(cfg, gcfg, state, labelled[s], dev, test, lr, lam, 1000 * ctx.seed + s)
-        scores.setdefault(a, {}).setdefault(lr, []).append((d, t))
+    names = [f"pre-trained λ={lam:g}", "pre-trained λ=0", f"scratch λ={lam:g}", "scratch λ=0"]
+    scores: dict = {}  # arm -> lr -> [(dev, test) per seed]
+    m = ctx.metrics
+    for i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
+        # --- pre-training, one model per seed (its own init and batches)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model, train_curve, val_curve = pretrain(cfg, gcfg, train_ids, val_x, val_y, ctx, gen)
+        lm_loss = val_curve[-1][1]
+        m.setdefault("heldout_lm_loss", []).append(lm_loss)
+        m.setdefault("heldout_lm_loss_init", []).append(val_curve[0][1])
+        m["lm_gain_over_unigram"] = below_unigram(m["heldout_lm_loss"], unigram_ce)
+        m["pretrained_below_unigram"] = m["lm_gain_over_unigram"]  # the learned gate's name
+        ctx.log(f"  seed {seed}: held-out LM loss {lm_loss:.4f} (unigram {unigram_ce:.4f})")
+        if i == 0:
+            m.update(
+                pretrain_curve=val_curve,
+                n_params=sum(p.numel() for p in model.parameters()),
+                pretrain_tokens=cfg.pretrain_steps * cfg.pretrain_batch * cfg.seq_len,
+            )
+            plot_pretraining(train_curve, val_curve, unigram_ce, ctx.figure_path("pretraining.png"))
+            # --- the mask, then the same weights without it (checks of our model)
+            m["causal_max_abs_diff"] = future_leak(model, val_x, cfg.perturb_trials, gen)
+            model.set_causal(False)
+            m["control_max_abs_diff"] = future_leak(model, val_x, cfg.perturb_trials, gen)
+            model.set_causal(True)
+
+        # --- four fine-tuning arms, paired: this seed's labelled passages, head init and
+        # batch order for all four, and this seed's pre-trained weights for two of them
+        pre_state = {k: v.clone() for k, v in model.state_dict().items()}
+        arms = {names[0]: (pre_state, lam), names[1]: (pre_state, 0.0),
+                names[2]: (None, lam), names[3]: (None, 0.0)}  # fmt: skip
+        for a, (state, weight) in arms.items():
+            for lr in cfg.finetune_lrs:
+                d, t = finetune(cfg, gcfg, state, labelled[i], dev, test, lr, weight, 1000 * seed)
+                scores.setdefault(a, {}).setdefault(lr, []).append((d, t))
+
     results = {}
     for a, by_lr in scores.items():
-        dev_mean = {lr: sum(d or 0.0 for d, _ in v) / cfg.seeds for lr, v in by_lr.items()}
+        dev_mean = {lr: sum(d or 0.0 for d, _ in v) / len(v) for lr, v in by_lr.items()}
         # each arm keeps the learning rate with the best mean dev accuracy over seeds
         best = max(dev_mean, key=dev_mean.get)
         results[a] = {
             "lr": best,
             "test": [t for _, t in by_lr[best]],
-            "test_mean": sum(t for _, t in by_lr[best]) / cfg.seeds,
-            "dev_mean_by_lr": {str(lr): m for lr, m in dev_mean.items()} if dev else None,
+            "test_mean": sum(t for _, t in by_lr[best]) / len(by_lr[best]),
+            "dev_mean_by_lr": {str(lr): v for lr, v in dev_mean.items()} if dev else None,
         }
-    names = list(arms)
-    ctx.metrics["finetune"] = results
-    ctx.metrics["test_accuracy"] = {a: r["test_mean"] for a, r in results.items()}
-    ctx.metrics["finetune_gain_from_pretraining"] = (
-        results[names[0]]["test_mean"] - results[names[2]]["test_mean"]
+    test_acc = {a: r["test"] for a, r in results.items()}
+    m["finetune"] = results
+    m["test_accuracy"] = {a: r["test_mean"] for a, r in results.items()}
+    # per-seed paired differences
+    m["finetune_gain_from_pretraining"] = paired_differences(test_acc[names[0]], test_acc[names[2]])
+    m["finetune_gain_from_pretraining_lambda0"] = paired_differences(
+        test_acc[names[1]], test_acc[names[3]]
     )
-    ctx.metrics["finetune_gain_from_pretraining_lambda0"] = (
-        results[names[1]]["test_mean"] - results[names[3]]["test_mean"]
-    )
-    ctx.metrics["aux_lm_gain"] = results[names[0]]["test_mean"] - results[names[1]]["test_mean"]
-    ctx.metrics["aux_lm_gain_scratch"] = (
-        results[names[2]]["test_mean"] - results[names[3]]["test_mean"]
-    )
+    m["aux_lm_gain"] = paired_differences(test_acc[names[0]], test_acc[names[1]])
+    m["aux_lm_gain_scratch"] = paired_differences(test_acc[names[2]], test_acc[names[3]])
     plot_finetuning(results, ctx.figure_path("finetuning.png"))
-    return {}

@@ -13,12 +13,17 @@ trained to maximise eq. 2, reward minus β·log(π/π_ref), by REINFORCE with a 
 baseline (the paper uses PPO; the objective is the same). The same run with β = 0 shows what
 the penalty prevents.
 
-Claims checked:
-  * the reward model ranks held-out pairs well above chance;
-  * with the KL penalty, policy optimisation raises the reward;
-  * ... while the KL to the reference stays inside the bound the objective implies (eq. 2
-    improves on π_ref exactly when β·KL is below the reward gained);
-  * without the penalty the KL grows larger.
+Claims (all four are findings, measured on trained models; one value per seed, 3 seeds in
+quick and 5 in full; each seed pretrains its own reference, reward model and policies, and the
+β and β = 0 runs of a seed share prompts and sampling noise):
+  * finding ``reward-model-accuracy``: the reward model ranks held-out pairs well above chance;
+  * finding ``reward-rises``: with the KL penalty, policy optimisation raises the reward;
+  * finding ``kl-bounded``: ... while the KL to the reference stays inside the bound the
+    objective implies (eq. 2 improves on π_ref exactly when β·KL is below the reward gained);
+  * finding ``kl-larger-without-penalty``: without the penalty the KL grows larger (per-seed
+    paired ratio).
+Every finding is gated on the reference LM (the start of the reward model and the policies)
+having learned: its held-out loss below the unigram floor by 0.5 nats (quick) / 1.0 (full).
 
 Left out: the supervised fine-tuning step, human labels and every human evaluation, PPO's
 clipping and value function, the pretraining mix (PPO-ptx), and all of the paper's scale.
@@ -26,7 +31,7 @@ clipping and value function, the pretraining mix (PPO-ptx), and all of the paper
 
 from dataclasses import dataclass
 
-from repro.claims import AtLeast, Claim, Reproduction
+from repro.claims import AtLeast, Claim, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Config:
     rl_batch: int = 16  # sampled responses per step
     rl_lr: float = 3e-4  # Adam rate for the policy
     window: int = 10  # steps averaged for start/end values
+    seeds: int = 3  # independent seeds (ctx.seed + i): reference, reward model, both policies
 
 
 REPRO = Reproduction(
@@ -57,9 +63,11 @@ REPRO = Reproduction(
     title="Bradley–Terry reward model and KL-penalised policy optimisation",
     config=Config,
     presets={
+        # 3 seeds
         "quick": {},
-        # a better-trained reference, a longer reward-model run, four times the policy steps
+        # 5 seeds; a better-trained reference, a longer reward-model run, 4× the policy steps
         "full": {
+            "seeds": 5,
             "pretrain_steps": 2000,
             "rm_steps": 800,
             "eval_pairs": 2000,
@@ -78,7 +86,9 @@ REPRO = Reproduction(
             "with each other 72.6 ± 1.5% of the time",
             metric="rm_heldout_accuracy",
             rule=AtLeast(0.7),  # well above chance (0.5), at the level of labeller agreement
-            unit="pairwise accuracy",
+            unit="pairwise accuracy (per seed)",
+            kind="finding",
+            gates=(learned_gate("reference"),),
         ),
         Claim(
             id="reward-rises",
@@ -87,7 +97,9 @@ REPRO = Reproduction(
             paper_value="PPO raises the reward; the tuned models are preferred by labellers",
             metric="reward_gain_effect_size",
             rule=AtLeast(0.5),  # a shift of half the reference samples' reward spread
-            unit="reward gain / sd of the reference policy's rewards",
+            unit="reward gain / sd of the reference policy's rewards (per seed)",
+            kind="finding",
+            gates=(learned_gate("reference"),),
         ),
         Claim(
             id="kl-bounded",
@@ -97,7 +109,9 @@ REPRO = Reproduction(
             paper_value="the per-token KL penalty keeps the policy close to the SFT model",
             metric="kl_bound_slack",
             rule=AtLeast(0.0),  # inside the bound: eq. 2 at the end ≥ eq. 2 at π_ref
-            unit="reward gain/β − KL (nats)",
+            unit="reward gain/β − KL (nats) (per seed)",
+            kind="finding",
+            gates=(learned_gate("reference"),),
         ),
         Claim(
             id="kl-larger-without-penalty",
@@ -106,8 +120,10 @@ REPRO = Reproduction(
             paper_value="the penalty mitigates over-optimisation of the reward model",
             metric="kl_ratio_unpenalised_over_penalised",
             rule=AtLeast(2.0),  # clearly larger: at least twice the penalised run's KL
-            unit="KL(β = 0) / KL(β)",
+            unit="KL(β = 0) / KL(β) (per seed)",
+            kind="finding",
+            gates=(learned_gate("reference"),),
         ),
     ),
-    timeout_s=240,
+    timeout_s=400,
 )

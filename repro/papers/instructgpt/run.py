@@ -1,4 +1,5 @@
-"""Reward model from preference pairs, then KL-penalised policy optimisation. See __init__.py."""
+"""Reward model from preference pairs, then KL-penalised policy optimisation, once per seed.
+See __init__.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import statistics
 import torch
 
 from repro.common.data import lm_token_streams, random_windows
-from repro.common.tinylm import LMConfig, TinyLM, cosine_lr
+from repro.common.stats import seeds_for, unigram_entropy
+from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate
 from repro.context import RunContext
-from repro.papers.instructgpt.rlhf import RewardModel, bradley_terry_loss, policy_step, sample
+
+from .rlhf import RewardModel, bradley_terry_loss, policy_step, sample
+
+EVAL_BATCH, EVAL_BATCHES = 16, 20  # the reference LM's held-out loss: 320 windows
 
 
 # --------------------------------------------------------------------------- preference data
@@ -167,36 +172,33 @@ def plot(runs: dict[str, list[dict]], rm_losses, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size)
-    lm = pretrain(cfg, train_ids, ctx.seed)
-    rm, rm_losses = train_reward_model(lm, cfg, train_ids, ctx.seed + 1)
-    ctx.metrics["rm_final_loss"] = statistics.fmean(rm_losses[-20:])
-    acc = pairwise_accuracy(rm, val_ids, cfg, cfg.eval_pairs, ctx.seed + 2)
-    ctx.metrics.update(
-        rm_heldout_accuracy=acc["all"],
-        rm_heldout_accuracy_shuffled=acc["shuffled"],
-        rm_heldout_accuracy_elsewhere=acc["elsewhere"],
-    )
-    normalise(rm, lm, train_ids, cfg, ctx.seed + 4)
-
+def run_seed(cfg, seed: int, train_ids, val_ids, unigram: float, progress) -> tuple[dict, dict]:
+    """Steps 2 and 3 for one seed: (scalar metrics, per-step histories and RM losses)."""
+    lm = pretrain(cfg, train_ids, seed)
+    ref_val = evaluate(lm, val_ids, cfg.seq_len, EVAL_BATCH, EVAL_BATCHES)
+    rm, rm_losses = train_reward_model(lm, cfg, train_ids, seed + 1)
+    acc = pairwise_accuracy(rm, val_ids, cfg, cfg.eval_pairs, seed + 2)
+    normalise(rm, lm, train_ids, cfg, seed + 4)
     runs = {}
-    for beta in (cfg.beta, 0.0):
-        runs[f"β = {beta:g}"] = optimise_policy(
-            lm, rm, cfg, val_ids, beta, ctx.seed + 3, ctx.progress
-        )
+    for beta in (cfg.beta, 0.0):  # paired: same prompts and sampling noise for both β
+        runs[f"β = {beta:g}"] = optimise_policy(lm, rm, cfg, val_ids, beta, seed + 3, progress)
     k = cfg.window
     pen, free = runs[f"β = {cfg.beta:g}"], runs["β = 0"]
-    m = ctx.metrics
-    m.update(
-        reward_start=window_mean(pen, "reward", True, k),
+    m = {
+        "reference_val_loss": ref_val,
+        "reference_below_unigram": unigram - ref_val,
+        "rm_final_loss": statistics.fmean(rm_losses[-20:]),
+        "rm_heldout_accuracy": acc["all"],
+        "rm_heldout_accuracy_shuffled": acc["shuffled"],
+        "rm_heldout_accuracy_elsewhere": acc["elsewhere"],
+        "reward_start": window_mean(pen, "reward", True, k),
         # spread of the reward over the reference policy's own samples (first step: π = π_ref)
-        reward_sd_reference=pen[0]["reward_sd"],
-        reward_end_penalised=window_mean(pen, "reward", False, k),
-        reward_end_unpenalised=window_mean(free, "reward", False, k),
-        kl_end_penalised=window_mean(pen, "kl", False, k),
-        kl_end_unpenalised=window_mean(free, "kl", False, k),
-    )
+        "reward_sd_reference": pen[0]["reward_sd"],
+        "reward_end_penalised": window_mean(pen, "reward", False, k),
+        "reward_end_unpenalised": window_mean(free, "reward", False, k),
+        "kl_end_penalised": window_mean(pen, "kl", False, k),
+        "kl_end_unpenalised": window_mean(free, "kl", False, k),
+    }
     m["reward_gain_penalised"] = m["reward_end_penalised"] - m["reward_start"]
     m["reward_gain_effect_size"] = m["reward_gain_penalised"] / m["reward_sd_reference"]
     # eq. 2 is at least its value at π_ref whenever β·KL ≤ reward gain; the slack says how far
@@ -205,6 +207,26 @@ def main(cfg, ctx: RunContext) -> dict:
     m["kl_ratio_unpenalised_over_penalised"] = m["kl_end_unpenalised"] / max(
         m["kl_end_penalised"], 1e-6
     )
-    m["history"] = {name: hist for name, hist in runs.items()}
-    plot(runs, rm_losses, ctx.figure_path("rlhf.png"))
-    return {}
+    return m, {"runs": runs, "rm_losses": rm_losses}
+
+
+def main(cfg, ctx: RunContext) -> None:
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size)
+    # The learned gate's floor for the reference policy: unigram cross-entropy on the
+    # tokens evaluate() scores.
+    span = val_ids[: EVAL_BATCHES * EVAL_BATCH * cfg.seq_len + 1]
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, span[1:])
+    ctx.metrics["unigram_nats"] = unigram
+    first = None
+    for seed in ctx.progress(seeds_for(ctx.seed, cfg.seeds), desc="seeds"):
+        m, extra = run_seed(cfg, seed, train_ids, val_ids, unigram, ctx.progress)
+        for key, value in m.items():  # one value per seed under every key
+            ctx.metrics.setdefault(key, []).append(value)
+        if first is None:
+            first = extra
+            ctx.metrics["history"] = extra["runs"]  # per-step curves of the first seed
+        ctx.log(
+            f"  seed {seed}: accuracy {m['rm_heldout_accuracy']:.3f}, KL ratio "
+            f"{m['kl_ratio_unpenalised_over_penalised']:.2f}"
+        )
+    plot(first["runs"], first["rm_losses"], ctx.figure_path("rlhf.png"))

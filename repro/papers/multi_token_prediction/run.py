@@ -1,4 +1,4 @@
-"""Next-token loss of n-token-prediction models at two sizes. See __init__.py."""
+"""Next-token loss of n-token-prediction models at two sizes, over paired seeds. See __init__.py."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import math
 import torch
 
 from repro.common.data import lm_token_streams, random_windows
+from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
 from repro.common.tinylm import LMConfig, cosine_lr, evaluate
 from repro.context import RunContext
-from repro.papers.multi_token_prediction.model import MultiTokenLM
+
+from .model import MultiTokenLM
 
 
 def train_one(cfg, width: int, n_future: int, train_ids, val_ids, seed: int) -> dict:
@@ -86,34 +88,53 @@ def plot(widths, params, val, n_futures, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     if 1 not in cfg.n_futures or 4 not in cfg.n_futures:
         raise ValueError("n_futures must include 1 (the baseline) and 4 (the paper's main n)")
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    # The learned gate's floor: the unigram cross-entropy on the tokens evaluate() scores.
+    span = val_ids[: cfg.eval_batches * cfg.batch_size * cfg.seq_len + 1]
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, span[1:])
+    ctx.metrics["unigram_nats"] = unigram
     widths = sorted(cfg.widths)
-    val: dict[str, dict[str, float]] = {}
+    # val[width][n]: one next-token validation loss per seed; seed s gives every (width, n)
+    # the same batches and, per width, the same trunk initialisation stream (paired by seed)
+    val: dict[str, dict[str, list[float]]] = {
+        str(w): {str(n): [] for n in cfg.n_futures} for w in widths
+    }
     heads: dict[str, dict[str, list[float]]] = {}
     params = []
-    for width in widths:
-        for n in ctx.progress(cfg.n_futures, desc=f"d={width}"):
-            r = train_one(cfg, width, n, train_ids, val_ids, ctx.seed)
-            val.setdefault(str(width), {})[str(n)] = r["val"]
-            heads.setdefault(str(width), {})[str(n)] = r.get("train_head_loss", [])
-            if n == 1:
-                params.append(r["next_token_params"])
-            ctx.log(f"  d={width} n={n}: next-token val {r['val']:.4f}")
-            ctx.metrics["val_loss"] = val
-    effect = {w: val[w]["4"] - val[w]["1"] for w in val}
-    ctx.metrics.update(
-        widths=widths,
-        next_token_params=params,
-        train_head_losses=heads,
-        n4_minus_n1=effect,
-        n4_minus_n1_smallest=effect[str(widths[0])],
-    )
-    if len(widths) >= 2:
-        ctx.metrics["effect_change_with_size"] = effect[str(widths[-1])] - effect[str(widths[0])]
-    else:
+    for seed in ctx.progress(seeds_for(ctx.seed, cfg.seeds), desc="seeds"):
+        for width in widths:
+            for n in cfg.n_futures:
+                r = train_one(cfg, width, n, train_ids, val_ids, seed)
+                val[str(width)][str(n)].append(r["val"])
+                if seed == ctx.seed:
+                    heads.setdefault(str(width), {})[str(n)] = r.get("train_head_loss", [])
+                    if n == 1:
+                        params.append(r["next_token_params"])
+                ctx.log(f"  seed {seed} d={width} n={n}: next-token val {r['val']:.4f}")
+        effect = {w: paired_differences(val[w]["4"], val[w]["1"]) for w in val}
+        ctx.metrics.update(
+            val_loss=val,
+            widths=widths,
+            next_token_params=params,
+            train_head_losses=heads,
+            n4_minus_n1=effect,
+            n4_minus_n1_smallest=effect[str(widths[0])],
+        )
+        # learned-gate metrics for the arms the claims compare: n = 1 and 4 at the smallest
+        # and the largest width
+        for role, w in (("smallest", widths[0]), ("largest", widths[-1])):
+            for n in (1, 4):
+                ctx.metrics[f"{role}_n{n}_below_unigram"] = below_unigram(
+                    val[str(w)][str(n)], unigram
+                )
+        if len(widths) >= 2:
+            ctx.metrics["effect_change_with_size"] = paired_differences(
+                effect[str(widths[-1])], effect[str(widths[0])]
+            )
+    if len(widths) < 2:
         ctx.skip("benefit-grows-with-size", "one model size in this run")
-    plot(widths, params, val, cfg.n_futures, ctx.figure_path("multi_token_prediction.png"))
-    return {}
+    mean_val = {w: {n: sum(v) / len(v) for n, v in d.items()} for w, d in val.items()}
+    plot(widths, params, mean_val, cfg.n_futures, ctx.figure_path("multi_token_prediction.png"))
