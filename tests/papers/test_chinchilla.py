@@ -113,5 +113,27 @@ def test_declaration_is_consistent():
         "fit_loss_gap_gopher_minus_chinchilla",
         "isoflop_interior_fraction",
         "isoflop_a",
-        "isoflop_ci_excludes_kaplan",
     }
+    kinds = {c.id: c.kind for c in REPRO.claims}
+    assert [k for k, v in kinds.items() if v == "finding"] == [
+        "isoflop-valleys",
+        "isoflop-exponent",
+        "isoflop-ci-excludes-kaplan",
+    ]
+    for c in REPRO.claims:
+        assert [g.metric for g in c.gates] == (["isoflop_below_unigram"] if c.is_finding else [])
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5
+
+
+def test_one_seed_sweep_gives_a_profile_per_budget():
+    from repro.papers.chinchilla.run import isoflop_profiles
+
+    cfg = dataclasses.replace(
+        Config(), widths=(4, 8), budgets=(2e8,), min_steps=2, max_steps=60, eval_batches=1
+    )
+    ids = torch.randint(0, cfg.vocab_size, (5000,), generator=torch.Generator().manual_seed(0))
+    res = isoflop_profiles(cfg, 0, ids, ids)
+    assert set(res["profiles"]) == {"2e+08"}
+    assert all(r["seed"] == 0 for r in res["runs"]) and len(res["runs"]) == 2
+    assert res["interior_fraction"] == 0.0  # two sizes cannot make a valley

@@ -76,3 +76,39 @@ def test_score_of_a_perfect_model_and_of_a_blank_one():
     assert s["exact_match"] < 0.05
     assert s["log_lik"] == pytest.approx(-torch.log(torch.tensor(12.0)).item(), abs=0.1)
     assert len(s["position_acc"]) == 4
+
+
+def test_declaration_findings_per_seed_and_gated():
+    from repro.papers.emergence_mirage import REPRO
+
+    assert REPRO.problems() == []
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5
+    for c in REPRO.claims:
+        assert c.kind == "finding"
+        assert [g.metric for g in c.gates] == ["largest_below_unigram"]
+
+
+def test_tiny_run_reports_per_seed_lists(tmp_path):
+    import types
+
+    from repro.papers.emergence_mirage import Config
+    from repro.papers.emergence_mirage.run import main
+
+    cfg = Config(widths=(8, 12, 16), steps=3, batch_size=8, test_size=50, seeds=2)
+    ctx = types.SimpleNamespace(
+        seed=0,
+        metrics={},
+        progress=lambda it, desc=None: it,
+        log=lambda *a: None,
+        figure_path=lambda name: tmp_path / name,
+    )
+    main(cfg, ctx)
+    for key in (
+        "sharpness_exact_match",
+        "sharpness_per_token_acc",
+        "sharpness_edit_distance",
+        "em_independence_max_error",
+        "largest_below_unigram",
+    ):
+        assert len(ctx.metrics[key]) == 2, key

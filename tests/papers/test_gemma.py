@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repro.papers.gemma import PAPER_COUNTS
+from repro.papers.gemma import PAPER_COUNTS, REPRO
 from repro.papers.gemma.model import (
     GEMMA_2B,
     GEMMA_7B,
@@ -20,7 +20,6 @@ from repro.papers.gemma.model import (
     param_counts,
     rope_cos_sin,
 )
-from repro.papers.gemma.run import unigram_cross_entropy
 
 TINY = GemmaConfig(
     vocab_size=50, d_model=16, n_layer=2, n_head=4, n_kv_head=1, head_dim=8, ffn_hidden=64
@@ -135,9 +134,12 @@ def test_causal():
     assert not torch.allclose(a[:, 6:], b[:, 6:])
 
 
-def test_unigram_baseline():
-    ids = torch.arange(10).repeat(5)
-    assert unigram_cross_entropy(ids, ids, 10) == pytest.approx(math.log(10))
-    # a skewed stream is cheaper to predict than a uniform one
-    skew = torch.tensor([0] * 90 + list(range(10)))
-    assert unigram_cross_entropy(skew, skew, 10) < math.log(10)
+def test_declaration_kinds_and_gates():
+    assert REPRO.problems() == []
+    kinds = {c.id: c.kind for c in REPRO.claims}
+    assert kinds["tiny-gemma-trains"] == "finding"
+    assert sum(k == "check" for k in kinds.values()) == 5
+    trains = next(c for c in REPRO.claims if c.id == "tiny-gemma-trains")
+    assert [g.metric for g in trains.gates] == ["gemma_below_unigram"]
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5

@@ -54,3 +54,11 @@ def test_ladders_grow_and_full_spans_two_decades():
 
 def test_declaration_is_consistent():
     assert REPRO.problems() == []
+
+
+def test_findings_are_per_seed_and_gated():
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5
+    for c in REPRO.claims:
+        assert c.kind == "finding"
+        assert [g.metric for g in c.gates] == ["ladder_below_unigram"]

@@ -186,3 +186,20 @@ def test_frontier_reading():
         matched_ratio(a, [{"l0": 20.0, "ce_increase": 0.1}, {"l0": 30.0, "ce_increase": 0.05}])[0]
         is None
     )
+
+
+def test_declaration_kinds_seeds_and_equivalence():
+    from repro.claims import Equivalent
+    from repro.papers.transcoders import REPRO
+
+    assert REPRO.problems() == []
+    claims = {c.id: c for c in REPRO.claims}
+    assert claims["input-invariant-circuit"].kind == "check"
+    for cid in ("transcoder-faithful", "on-par-with-sae"):
+        assert claims[cid].kind == "finding"
+        assert [g.metric for g in claims[cid].gates] == ["lm_below_unigram"]
+    par = claims["on-par-with-sae"].rule
+    assert isinstance(par, Equivalent) and par.center == 0.0
+    assert par.margin == math.log(1.2)
+    assert REPRO.make_config("quick", {}).seeds == 3
+    assert REPRO.make_config("full", {}).seeds == 5

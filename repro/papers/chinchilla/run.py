@@ -9,9 +9,11 @@ import time
 import torch
 
 from repro.common.data import lm_token_streams, random_windows
-from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate
+from repro.common.stats import seeds_for, unigram_entropy
+from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate, train
 from repro.context import RunContext
-from repro.papers.chinchilla.scaling import (
+
+from .scaling import (
     PUBLISHED_FIT,
     fit_power_law,
     optimal_allocation,
@@ -87,18 +89,14 @@ def train_one(width: int, budget: float, cfg, train_ids, val_ids, seed: int) -> 
     gen = torch.Generator().manual_seed(seed + 1)
     batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, gen)
     warm = max(1, int(cfg.warmup_frac * steps))
-    model.train()
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, steps, cfg.lr, warm)
-        x, y = next(batches)
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if not math.isfinite(loss.item()):
-            break
+    train(
+        model,
+        batches,
+        steps,
+        optimizer=opt,
+        lr_at=lambda step: cosine_lr(step, steps, cfg.lr, warm),
+        clip=1.0,
+    )
     val = evaluate(model, val_ids, cfg.seq_len, batch_size=16, max_batches=cfg.eval_batches)
     return {
         "width": width,
@@ -119,38 +117,27 @@ def left_wall_seen(losses_by_size: dict[int, float], half_width: int = 2) -> boo
     return sizes.index(best) >= half_width
 
 
-def isoflop_sweep(cfg, ctx: RunContext) -> dict:
-    """Every budget's sizes from the largest (cheapest run) down, stopping at the valley's
-    left wall (``left_wall_seen``); seeds of one size are averaged."""
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+def isoflop_profiles(cfg, seed: int, train_ids, val_ids) -> dict:
+    """One seed's IsoFLOP sweep: every budget's sizes from the largest (cheapest run) down,
+    stopping at the valley's left wall (``left_wall_seen``); one parabola per budget and, with
+    two or more valleys, the power law N_opt ∝ C^a through their minima."""
     runs: list[dict] = []
-    t0 = time.perf_counter()
-    for budget in ctx.progress(cfg.budgets, desc="isoflop budgets"):
+    for budget in cfg.budgets:
         seen: dict[int, float] = {}
         for width in sorted(cfg.widths, reverse=True):
-            got = []
-            for s in range(cfg.seeds):
-                r = train_one(width, budget, cfg, train_ids, val_ids, ctx.seed + 1000 * s)
-                if r is not None:
-                    got.append(r)
-                    runs.append({"budget": budget, "seed": s, **r})
-                    ctx.metrics["isoflop_runs"] = runs
-            if got:
-                seen[got[0]["params"]] = sum(r["val_loss"] for r in got) / len(got)
-                if cfg.stop_at_wall and left_wall_seen(seen):
-                    break
-    ctx.log(f"  {len(runs)} runs in {time.perf_counter() - t0:.1f} s")
+            r = train_one(width, budget, cfg, train_ids, val_ids, seed)
+            if r is None:
+                continue
+            runs.append({"budget": budget, "seed": seed, **r})
+            seen[r["params"]] = r["val_loss"]
+            if cfg.stop_at_wall and left_wall_seen(seen):
+                break
 
     profiles, minima_n, minima_c = {}, [], []
     for budget in cfg.budgets:
-        pts = [r for r in runs if r["budget"] == budget]
-        # average seeds at each size, so the parabola sees one loss per size
-        sizes = sorted({r["params"] for r in pts})
-        losses = [
-            sum(r["val_loss"] for r in pts if r["params"] == n)
-            / sum(1 for r in pts if r["params"] == n)
-            for n in sizes
-        ]
+        pts = sorted((r for r in runs if r["budget"] == budget), key=lambda r: r["params"])
+        sizes = [r["params"] for r in pts]
+        losses = [r["val_loss"] for r in pts]
         if len(sizes) < 3:
             profiles[f"{budget:g}"] = {"params": sizes, "val_loss": losses, "interior": False}
             continue
@@ -168,28 +155,60 @@ def isoflop_sweep(cfg, ctx: RunContext) -> dict:
             minima_n.append(n_opt)
             minima_c.append(budget)
     out: dict = {
-        "isoflop_profiles": profiles,
-        "isoflop_interior_fraction": sum(p["interior"] for p in profiles.values())
-        / len(cfg.budgets),
-        "isoflop_budgets_used": minima_c,
-        "isoflop_n_opt": minima_n,
+        "runs": runs,
+        "profiles": profiles,
+        "interior_fraction": sum(p["interior"] for p in profiles.values()) / len(cfg.budgets),
+        "budgets_used": minima_c,
+        "n_opt": minima_n,
     }
     if len(minima_n) >= 2:
         law = fit_power_law(minima_c, minima_n)
         lo, hi = law.ci95()
-        out.update(
-            isoflop_a=law.a,
-            isoflop_a_se=law.se_a,
-            isoflop_a_ci95=[lo, hi],
-            isoflop_a_r2=law.r2,
-            isoflop_ci_excludes_kaplan=bool(hi < 0.73),
-            isoflop_fit=[law.a, law.log_k],
-        )
+        out.update(a=law.a, a_se=law.se_a, a_ci95=[lo, hi], a_r2=law.r2, fit=[law.a, law.log_k])
+    return out
+
+
+def isoflop_sweep(cfg, ctx: RunContext) -> dict:
+    """The IsoFLOP sweep once per seed (seed s: the same initialisation seed and data order
+    for every size and budget). Per-seed lists: the share of budgets with a valley, the
+    exponent a, and the learned gate's margin (the worst run's distance below the unigram)."""
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
+    ctx.metrics["unigram_val_loss"] = unigram
+    t0 = time.perf_counter()
+    per_seed: list[dict] = []
+    out: dict = {}
+    for seed in ctx.progress(seeds_for(ctx.seed, cfg.seeds), desc="isoflop seeds"):
+        res = isoflop_profiles(cfg, seed, train_ids, val_ids)
+        per_seed.append(res)
+        out = {
+            "isoflop_runs": [r for p in per_seed for r in p["runs"]],
+            "isoflop_profiles": [p["profiles"] for p in per_seed],
+            "isoflop_interior_fraction": [p["interior_fraction"] for p in per_seed],
+            "isoflop_budgets_used": [p["budgets_used"] for p in per_seed],
+            "isoflop_n_opt": [p["n_opt"] for p in per_seed],
+            "isoflop_below_unigram": [
+                min(unigram - r["val_loss"] for r in p["runs"]) if p["runs"] else math.nan
+                for p in per_seed
+            ],
+        }
+        if all("a" in p for p in per_seed):
+            out.update(
+                isoflop_a=[p["a"] for p in per_seed],
+                isoflop_a_se=[p["a_se"] for p in per_seed],
+                isoflop_a_fit_ci95=[p["a_ci95"] for p in per_seed],
+                isoflop_a_r2=[p["a_r2"] for p in per_seed],
+                isoflop_fit=[p["fit"] for p in per_seed],
+            )
+        ctx.metrics.update(out)
+    ctx.log(f"  {len(out['isoflop_runs'])} runs in {time.perf_counter() - t0:.1f} s")
     return out
 
 
 # --------------------------------------------------------------------------- figures
 def plot_isoflop(res: dict, path) -> None:
+    """Plots one seed's sweep: ``res`` holds that seed's profiles, minima and fit (the
+    ``isoflop_*`` keys of one seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -280,20 +299,26 @@ def plot_published_fit(path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     ctx.metrics.update(published_fit_analysis())
     plot_published_fit(ctx.figure_path("published_fit.png"))
     res = isoflop_sweep(cfg, ctx)
-    ctx.metrics.update(res)
-    n_min = len(res["isoflop_n_opt"])
+    n_min = min(len(m) for m in res["isoflop_n_opt"])
     if n_min < 3:  # two points always lie on a line: no slope uncertainty, nothing tested
         why = (
             f"this preset samples {len(cfg.budgets)} budget(s); the slope needs three or more "
             "(--preset full)"
             if len(cfg.budgets) < 3
-            else f"only {n_min} of {len(cfg.budgets)} budgets had a valley to read N_opt from"
+            else f"on some seed only {n_min} of {len(cfg.budgets)} budgets had a valley to read "
+            "N_opt from"
         )
         for claim in ("isoflop-exponent", "isoflop-ci-excludes-kaplan"):
             ctx.skip(claim, why)
-    plot_isoflop(res, ctx.figure_path("isoflop.png"))
-    return {}
+    last = {
+        "isoflop_profiles": res["isoflop_profiles"][-1],
+        "isoflop_budgets_used": res["isoflop_budgets_used"][-1],
+        "isoflop_n_opt": res["isoflop_n_opt"][-1],
+    }
+    if "isoflop_a" in res:
+        last.update(isoflop_fit=res["isoflop_fit"][-1], isoflop_a_se=res["isoflop_a_se"][-1])
+    plot_isoflop(last, ctx.figure_path("isoflop.png"))

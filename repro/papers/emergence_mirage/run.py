@@ -8,9 +8,11 @@ import statistics
 
 import torch
 
+from repro.common.stats import below_unigram, seeds_for, unigram_entropy
 from repro.common.tinylm import LMConfig, TinyLM, cosine_lr
 from repro.context import RunContext
-from repro.papers.emergence_mirage.addition import (
+
+from .addition import (
     VOCAB,
     answer_len,
     answer_loss,
@@ -23,6 +25,8 @@ METRICS = ("per_token_acc", "exact_match", "edit_distance", "log_lik")
 
 
 def train_model(cfg, width: int, seed: int, test: torch.Tensor) -> dict:
+    """One model of the family. Its own loop: the loss is on the answer tokens only
+    (``answer_loss``), which ``repro.common.tinylm.train`` does not do."""
     torch.manual_seed(seed)
     model = TinyLM(
         LMConfig(
@@ -75,7 +79,10 @@ def plot(params, curves, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
+    """The whole family once per seed (seed s: the same initialisation seed and problem stream
+    for every width); each sharpness is measured on one seed's curve, so the findings'
+    metrics are per-seed lists."""
     test = sample(
         cfg.test_size,
         cfg.n_digits,
@@ -83,40 +90,53 @@ def main(cfg, ctx: RunContext) -> dict:
         test=True,
         reverse=cfg.reverse,
     )
+    L = answer_len(cfg.n_digits)
+    # The learned gate's floor: a unigram model of answer digits from training problems,
+    # scored on the held-out answers (what a model that ignores the prompt can do).
+    train_answers = sample(
+        20_000, cfg.n_digits, torch.Generator().manual_seed(20_000), test=False, reverse=cfg.reverse
+    )[:, -L:]
+    unigram = unigram_entropy(train_answers, VOCAB, test[:, -L:])
     widths = sorted(cfg.widths)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
     runs: dict[str, list[dict]] = {}
-    jobs = [(w, s) for w in widths for s in cfg.seeds]
-    for width, seed in ctx.progress(jobs, desc="models"):
-        r = train_model(cfg, width, ctx.seed + seed, test)
+    jobs = [(s, w) for s in seeds for w in widths]
+    per_seed: dict[str, list] = {}
+    for seed, width in ctx.progress(jobs, desc="models"):
+        r = train_model(cfg, width, seed, test)
         runs.setdefault(str(width), []).append(r)
         ctx.log(
             f"  d={width} seed={seed}: acc {r['per_token_acc']:.3f} EM {r['exact_match']:.3f}"
             f" edit {r['edit_distance']:.3f} ll {r['log_lik']:.3f}"
         )
+        if width != widths[-1]:
+            continue
+        # this seed's family is complete: its curves and their sharpness
+        fam = [runs[str(w)][-1] for w in widths]
+        for m in METRICS:
+            per_seed.setdefault(f"sharpness_{m}", []).append(sharpness([f[m] for f in fam]))
+        # EM if the answer's tokens were right independently: the product of position accuracies
+        predicted = [math.prod(f["position_acc"]) for f in fam]
+        per_seed.setdefault("em_from_position_acc", []).append(predicted)
+        per_seed.setdefault("em_independence_max_error", []).append(
+            max(abs(a - f["exact_match"]) for a, f in zip(predicted, fam))
+        )
+        # the largest model's teacher-forced answer loss against the unigram floor
+        per_seed.setdefault("largest_below_unigram", []).extend(
+            below_unigram([-fam[-1]["log_lik"]], unigram)
+        )
+        ctx.metrics.update(per_seed, unigram_answer_loss=unigram, answer_tokens=L)
+
     params = [runs[str(w)][0]["params"] for w in widths]
     curves = {}
     for m in METRICS:
-        by_seed = [[runs[str(w)][i][m] for w in widths] for i in range(len(cfg.seeds))]
-        mean = [statistics.fmean(runs[str(w)][i][m] for i in range(len(cfg.seeds))) for w in widths]
+        by_seed = [[runs[str(w)][i][m] for w in widths] for i in range(len(seeds))]
+        mean = [statistics.fmean(runs[str(w)][i][m] for i in range(len(seeds))) for w in widths]
+        # the sharpness of the seed-averaged curve: reported, not judged
         curves[m] = {"mean": mean, "by_seed": by_seed, "sharpness": sharpness(mean)}
-    L = answer_len(cfg.n_digits)
-    # EM if the answer's tokens were right independently: the product of position accuracies
-    predicted = [
-        statistics.fmean(math.prod(r["position_acc"]) for r in runs[str(w)]) for w in widths
-    ]
     ctx.metrics.update(
         params=params,
-        answer_tokens=L,
         curves=curves,
         position_acc={w: [r["position_acc"] for r in runs[w]] for w in runs},
-        sharpness_exact_match=curves["exact_match"]["sharpness"],
-        sharpness_per_token_acc=curves["per_token_acc"]["sharpness"],
-        sharpness_edit_distance=curves["edit_distance"]["sharpness"],
-        sharpness_log_lik=curves["log_lik"]["sharpness"],
-        em_from_position_acc=predicted,
-        em_independence_max_error=max(
-            abs(a - b) for a, b in zip(predicted, curves["exact_match"]["mean"])
-        ),
     )
     plot(params, curves, ctx.figure_path("emergence_mirage.png"))
-    return {}

@@ -6,34 +6,48 @@ import math
 
 import torch
 
-from repro.common.data import lm_token_streams, random_windows, sequential_windows
-from repro.common.tinylm import cosine_lr, train
+from repro.common.data import lm_token_streams, random_windows
+from repro.common.stats import below_unigram, seeds_for, unigram_entropy
+from repro.common.tinylm import cosine_lr, evaluate, train
 from repro.context import RunContext
 
 from . import PAPER_COUNTS
 from .model import GEMMA_2B, GEMMA_7B, Gemma, GemmaConfig, count_instance, param_counts
 
 
-def unigram_cross_entropy(train_ids: torch.Tensor, targets: torch.Tensor, vocab: int) -> float:
-    """Cross-entropy (nats/token) of ``targets`` under add-one-smoothed training frequencies:
-    the best a model can do without looking at context."""
-    counts = torch.bincount(train_ids, minlength=vocab).double() + 1.0
-    logp = (counts / counts.sum()).log()
-    return -logp[targets.reshape(-1)].mean().item()
+def tiny_config(cfg) -> GemmaConfig:
+    """The tiny instance of Gemma's structure that the run trains."""
+    return GemmaConfig(
+        vocab_size=cfg.vocab_size,
+        d_model=cfg.d_model,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_kv_head=cfg.n_kv_head,
+        head_dim=cfg.head_dim,
+        ffn_hidden=cfg.ffn_ratio * cfg.d_model,
+    )
 
 
-@torch.no_grad()
-def evaluate(model: Gemma, val_ids: torch.Tensor, cfg) -> tuple[float, torch.Tensor]:
-    """Mean validation loss over the first ``eval_batches`` windows, and the targets used."""
-    model.eval()
-    total, count, ys = 0.0, 0, []
-    for x, y in sequential_windows(val_ids, cfg.batch_size, cfg.seq_len, cfg.eval_batches):
-        _, loss = model(x, y)
-        total += loss.item() * y.numel()
-        count += y.numel()
-        ys.append(y.reshape(-1))
-    model.train()
-    return total / count, torch.cat(ys)
+def train_tiny(tiny: GemmaConfig, cfg, train_ids, val_ids, seed: int, ctx: RunContext):
+    """One tiny Gemma trained from ``seed`` (initialisation and data order); returns the
+    model, its training losses and its held-out loss (nats/token)."""
+    torch.manual_seed(seed)
+    model = Gemma(tiny).to(ctx.device)
+    gen = torch.Generator().manual_seed(seed)
+    batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, generator=gen)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    losses = train(
+        model,
+        batches,
+        cfg.steps,
+        optimizer=opt,
+        lr_at=lambda s: cosine_lr(s, cfg.steps, cfg.lr, cfg.warmup),
+        device=ctx.device,
+        progress=ctx.progress,
+    )
+    model = model.cpu()
+    val = evaluate(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
+    return model, losses, val
 
 
 def plot(losses, val_loss, unigram, counts, path) -> None:
@@ -43,7 +57,7 @@ def plot(losses, val_loss, unigram, counts, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a.plot(losses, lw=0.8, label="train loss")
+    a.plot(losses, lw=0.8, label="train loss (last seed)")
     a.axhline(unigram, color="k", ls=":", label=f"unigram baseline {unigram:.2f}")
     a.axhline(val_loss, color="C3", ls="--", label=f"final validation {val_loss:.2f}")
     a.set_xlabel("step")
@@ -65,8 +79,8 @@ def plot(losses, val_loss, unigram, counts, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    # 1. Parameter counts of the published sizes, built for real on the meta device.
+def main(cfg, ctx: RunContext) -> None:
+    # 1. Parameter counts of the published sizes, built for real on the meta device (checks).
     counts = {}
     agree = True
     for name, gc in (("2b", GEMMA_2B), ("7b", GEMMA_7B)):
@@ -78,48 +92,34 @@ def main(cfg, ctx: RunContext) -> dict:
         ctx.metrics[f"params_{name}_non_embedding"] = non_emb
         ctx.metrics[f"formula_{name}"] = [f_emb, f_non]
 
-    # 2. A tiny instance of the same structure, trained on Brown.
+    # 2. A tiny instance of the same structure, trained on Brown over several seeds (finding).
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, kind="bpe")
-    tiny = GemmaConfig(
-        vocab_size=cfg.vocab_size,
-        d_model=cfg.d_model,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        n_kv_head=cfg.n_kv_head,
-        head_dim=cfg.head_dim,
-        ffn_hidden=cfg.ffn_ratio * cfg.d_model,
-    )
-    model = Gemma(tiny).to(ctx.device)
-    numel = sum(p.numel() for p in model.parameters())
+    tiny = tiny_config(cfg)
+    numel = sum(p.numel() for p in Gemma(tiny).parameters())
     f_emb, f_non = param_counts(tiny)
     agree &= numel == f_emb + f_non
     ctx.metrics.update(
         tiny_params=numel, tiny_params_formula=f_emb + f_non, formula_equals_instance=agree
     )
 
-    gen = torch.Generator().manual_seed(ctx.seed)
-    batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, generator=gen)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    losses = train(
-        model,
-        batches,
-        cfg.steps,
-        optimizer=opt,
-        lr_at=lambda s: cosine_lr(s, cfg.steps, cfg.lr, cfg.warmup),
-        device=ctx.device,
-        progress=ctx.progress,
-    )
-    val_loss, targets = evaluate(model.cpu(), val_ids, cfg)
-    unigram = unigram_cross_entropy(train_ids, targets, cfg.vocab_size)
+    # The floor: the add-one unigram model of the training stream, scored on held-out text.
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
     ctx.metrics.update(
-        train_loss_first=losses[0],
-        train_loss_last10=sum(losses[-10:]) / 10,
-        initial_loss_expected=math.log(cfg.vocab_size),
-        val_loss=val_loss,
         unigram_val_loss=unigram,
-        unigram_minus_val_loss=unigram - val_loss,
-        val_perplexity=math.exp(val_loss),
         unigram_perplexity=math.exp(unigram),
+        initial_loss_expected=math.log(cfg.vocab_size),
     )
-    plot(losses, val_loss, unigram, counts, ctx.figure_path("gemma.png"))
-    return {}
+    vals, first, last10, losses = [], [], [], []
+    for seed in seeds_for(ctx.seed, cfg.seeds):
+        _, losses, val = train_tiny(tiny, cfg, train_ids, val_ids, seed, ctx)
+        vals.append(val)
+        first.append(losses[0])
+        last10.append(sum(losses[-10:]) / len(losses[-10:]))
+        ctx.metrics.update(
+            val_loss=vals,
+            train_loss_first=first,
+            train_loss_last10=last10,
+            val_perplexity=[math.exp(v) for v in vals],
+            gemma_below_unigram=below_unigram(vals, unigram),
+        )
+    plot(losses, vals[-1], unigram, counts, ctx.figure_path("gemma.png"))

@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import torch
+from scipy import stats
 
 from repro.common.data import lm_token_streams, random_windows
-from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate
+from repro.common.stats import seeds_for, unigram_entropy
+from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate, train
 from repro.context import RunContext
-
-# 97.5% quantiles of Student's t by degrees of freedom (no scipy dependency)
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
 
 
 def parse_shape(shape: str) -> tuple[int, int]:
@@ -43,7 +42,7 @@ def fit_power_law(n: list[float], loss: list[float]) -> dict:
     ss_res, ss_tot = float(resid @ resid), float(((y - y.mean()) ** 2).sum())
     dof = len(x) - 2
     se = math.sqrt(ss_res / dof / float(((x - x.mean()) ** 2).sum())) if dof > 0 else math.nan
-    t = T975.get(dof, 2.0)
+    t = float(stats.t.ppf(0.975, dof)) if dof > 0 else math.nan
     alpha = -float(slope)
     return {
         "alpha": alpha,
@@ -66,18 +65,17 @@ def train_size(shape: str, cfg, train_ids, val_ids, seed: int) -> dict:
         train_ids, cfg.batch_size, cfg.seq_len, torch.Generator().manual_seed(seed + 1)
     )
     warm = max(1, steps // 20)
-    model.train()
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, steps, cfg.lr, warm)
-        x, y = next(batches)
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+    train(
+        model,
+        batches,
+        steps,
+        optimizer=opt,
+        lr_at=lambda step: cosine_lr(step, steps, cfg.lr, warm),
+        clip=1.0,
+    )
     val = evaluate(model, val_ids, cfg.seq_len, batch_size=16, max_batches=cfg.eval_batches)
     return {
+        "seed": seed,
         "shape": shape,
         "non_embedding_params": model.non_embedding_params(),
         "total_params": sum(p.numel() for p in model.parameters()),
@@ -117,27 +115,39 @@ def plot(rows: list[dict], fit: dict, fit_total: dict, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
+    """The whole ladder once per seed (seed s: the same initialisation seed and data order for
+    every size), one power-law fit per seed; the findings' metrics are the per-seed fits."""
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size)
-    rows = []
-    for shape in ctx.progress(cfg.shapes, desc="model sizes"):
-        rows.append(train_size(shape, cfg, train_ids, val_ids, ctx.seed))
-        ctx.metrics["runs"] = rows
-    losses = [r["val_loss"] for r in rows]
-    fit = fit_power_law([r["non_embedding_params"] for r in rows], losses)
-    fit_total = fit_power_law([r["total_params"] for r in rows], losses)
-    ns = [r["non_embedding_params"] for r in rows]
-    ctx.metrics.update(
-        alpha_n=fit["alpha"],
-        alpha_n_se=fit["alpha_se"],
-        alpha_n_ci95=fit["alpha_ci95"],
-        n_c=fit["n_c"],
-        r2_nonembedding=fit["r2"],
-        r2_total=fit_total["r2"],
-        alpha_total=fit_total["alpha"],
-        r2_gain_excluding_embeddings=fit["r2"] - fit_total["r2"],
-        fit_range_non_embedding=[min(ns), max(ns)],
-        tokens_per_model=cfg.tokens,
-    )
-    plot(rows, fit, fit_total, ctx.figure_path("loss_vs_params.png"))
-    return {}
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
+    ctx.metrics.update(unigram_val_loss=unigram, tokens_per_model=cfg.tokens)
+    rows: list[dict] = []
+    per_seed: dict[str, list] = {}
+    fit = fit_total = None
+    for seed in seeds_for(ctx.seed, cfg.seeds):
+        ladder = []
+        for shape in ctx.progress(cfg.shapes, desc=f"model sizes (seed {seed})"):
+            ladder.append(train_size(shape, cfg, train_ids, val_ids, seed))
+            rows.append(ladder[-1])
+            ctx.metrics["runs"] = rows
+        losses = [r["val_loss"] for r in ladder]
+        ns = [r["non_embedding_params"] for r in ladder]
+        fit = fit_power_law(ns, losses)
+        fit_total = fit_power_law([r["total_params"] for r in ladder], losses)
+        got = {
+            "alpha_n": fit["alpha"],
+            "alpha_n_se": fit["alpha_se"],
+            "alpha_n_ci95": fit["alpha_ci95"],
+            "n_c": fit["n_c"],
+            "r2_nonembedding": fit["r2"],
+            "r2_total": fit_total["r2"],
+            "alpha_total": fit_total["alpha"],
+            "r2_gain_excluding_embeddings": fit["r2"] - fit_total["r2"],
+            # the learned gate: the worst size's margin below the unigram floor, this seed
+            "ladder_below_unigram": min(unigram - x for x in losses),
+        }
+        for k, v in got.items():
+            per_seed.setdefault(k, []).append(v)
+        ctx.metrics.update(per_seed)
+        ctx.metrics["fit_range_non_embedding"] = [min(ns), max(ns)]
+    plot(rows[-len(cfg.shapes) :], fit, fit_total, ctx.figure_path("loss_vs_params.png"))

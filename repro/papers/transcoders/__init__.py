@@ -15,14 +15,22 @@ measure) against the mean number of active features per token, L0 (its sparsity 
 the fraction of variance of the MLP output left unexplained. A second transcoder on the next
 layer is trained for the circuit check.
 
+Seeds: the whole run (LM, activations, both sweeps, circuit check) is repeated per seed, 3 in
+quick and 5 in full (seed ctx.seed + i sets the LM's initialisation and data order and the
+dictionaries' draws); the transcoder and the SAE of one seed share its LM and activations, so
+the comparison is paired by seed. Findings are judged on the 95% t-interval over seeds, with
+the learned gate on the LM (``lm_below_unigram``: the unigram cross-entropy of the held-out
+text minus the LM's held-out loss).
+
 Claims checked (rules set from the paper before the first run):
-  * §3.2, Fig. 3: a transcoder spliced in for the MLP keeps the LM's loss close to the
+  * finding, §3.2, Fig. 3: a transcoder spliced in for the MLP keeps the LM's loss close to the
     original at modest L0: at L0 = d_model/4 (interpolated on the λ sweep) it leaves at most
     a fifth of the loss increase that mean-ablating the MLP causes.
-  * §3.2, Fig. 3 (and the abstract's "at least on par with SAEs"): at matched L0, the
-    transcoder's loss increase is within 1.2× of the SAE's (geometric mean of the ratio over
-    the L0 range both sweeps cover, interpolated in log L0).
-  * §4.1: the contribution of layer-l transcoder feature i to layer-l' transcoder feature j
+  * finding, §3.2, Fig. 3 (and the abstract's "at least on par with SAEs"): at matched L0,
+    the transcoder's loss increase is within a factor 1.2 of the SAE's either way (the log of
+    the geometric-mean ratio over the L0 range both sweeps cover, interpolated in log L0, per
+    seed, inside ±log 1.2: an equivalence test; before seeds it was a one-sided ratio ≤ 1.2).
+  * check (an identity of our implementation, pass/fail, every seed), §4.1: the contribution of layer-l transcoder feature i to layer-l' transcoder feature j
     along the direct residual path factorises into an input-dependent activation times an
     input-invariant weight, z_i(x) · (f_dec_i · f_enc_j) (with the later LayerNorm's gain and
     centring folded into the weight and its scale 1/σ(x) held at its value on the input).
@@ -40,9 +48,10 @@ and the paper's exact optimiser settings. Our LM has 3 layers of width 48 traine
 (quick) and our dictionaries 384 features.
 """
 
+import math
 from dataclasses import dataclass
 
-from repro.claims import AtMost, Claim, Reproduction
+from repro.claims import CHECK, FINDING, AtMost, Claim, Equivalent, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Config:
     ref_l0_fraction: float = 0.25  # claim 1 reads the frontier at L0 = this · d_model
     attribution_tokens: int = 2048  # held-out tokens for the circuit check
     attribution_pairs: int = 64  # (early feature, late feature) pairs checked
+    seeds: int = 3  # whole runs, seeds ctx.seed + i (5 in full)
 
 
 REPRO = Reproduction(
@@ -82,7 +92,7 @@ REPRO = Reproduction(
     title="Transcoders against SAEs on one MLP layer: sparsity vs faithfulness, circuits",
     config=Config,
     presets={
-        # a 3-layer, 48-wide LM after 800 steps; 4 λ per kind, 384 features each
+        # a 3-layer, 48-wide LM after 800 steps; 4 λ per kind, 384 features each; 3 seeds
         "quick": {},
         # a 4-layer, 64-wide LM on 64-token windows after 1500 steps; 5 λ per kind, 512
         # features, 3× the dictionary steps on twice the batch (about 15 min on one core)
@@ -100,6 +110,7 @@ REPRO = Reproduction(
             "l1_coeffs": (0.003, 0.01, 0.03, 0.1, 0.3),
             "eval_batches": 32,
             "attribution_pairs": 256,
+            "seeds": 5,
         },
     },
     claims=(
@@ -115,25 +126,34 @@ REPRO = Reproduction(
             # (mean ablation) costs, at L0 = d_model/4; the paper's GPT-2 transcoders run at
             # L0 below d_model/8, we allow d/4 for a dictionary 48× smaller than theirs
             rule=AtMost(0.2),
-            unit="CE increase (transcoder) / CE increase (MLP mean-ablated), at L0 = d_model/4",
+            unit="CE increase (transcoder) / CE increase (MLP mean-ablated), at L0 = d_model/4 "
+            "(per seed)",
+            kind=FINDING,
+            gates=(learned_gate("lm"),),
         ),
         Claim(
             id="on-par-with-sae",
-            statement="at matched sparsity, a transcoder's loss increase is no worse than an "
+            statement="at matched sparsity, a transcoder's loss increase is on par with an "
             "SAE's of the same width trained on the MLP output",
             source="§3.2, Fig. 3; abstract",
             paper_value="transcoders on par with or better than SAEs on the L0 vs CE-loss "
             "frontier (GPT-2 small, Pythia-410M, Pythia-1.4B)",
-            metric="tc_over_sae_ce_increase",
-            # 'on par': within 20% of the SAE's loss increase at the same L0, averaged
-            # (geometric mean) over the L0 range both sweeps cover
-            rule=AtMost(1.2),
-            unit="geometric-mean ratio CE increase transcoder / SAE at matched L0",
+            metric="tc_over_sae_log_ratio",
+            # 'on par' is an equivalence claim: the ratio within a factor 1.2 either way, i.e.
+            # the log ratio within ±log 1.2 ≈ ±0.18. The paper gives no error bars on its Fig. 3
+            # frontiers; 1.2 is the 20% this reproduction declared before its first run (as a
+            # one-sided bound), kept as the two-sided margin.
+            rule=Equivalent(margin=math.log(1.2)),
+            unit="log of the geometric-mean ratio CE increase transcoder / SAE at matched L0 "
+            "(per seed)",
+            kind=FINDING,
+            gates=(learned_gate("lm"),),
         ),
         Claim(
             id="input-invariant-circuit",
-            statement="the direct contribution of an earlier transcoder feature to a later "
-            "transcoder feature is its activation times a fixed, input-independent weight",
+            statement="in our implementation, the direct contribution of an earlier transcoder "
+            "feature to a later transcoder feature equals its activation times a fixed, "
+            "input-independent weight (σ of the later LayerNorm frozen), on every seed",
             source="§4.1",
             paper_value="attribution = z_i(x) · (f_dec_i · f_enc_j): input-dependent × "
             "input-invariant",
@@ -141,8 +161,11 @@ REPRO = Reproduction(
             # float64 with O(1) values: anything above rounding (~1e-13) would mean the
             # connection depends on the input beyond the activation
             rule=AtMost(1e-9),
-            unit="max |measured − z_i·w_ij/σ| / max |measured| (float64)",
+            unit="max |measured − z_i·w_ij/σ| / max |measured| (float64), per seed",
+            kind=CHECK,
+            # a rounding-level residual: it differs between machines and BLAS builds
+            verify_rtol=None,
         ),
     ),
-    timeout_s=180,
+    timeout_s=600,
 )

@@ -9,6 +9,7 @@ import time
 import torch
 
 from repro.common.data import lm_token_streams, random_windows, sequential_windows
+from repro.common.stats import seeds_for, unigram_entropy
 from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate, train
 from repro.context import RunContext
 
@@ -28,7 +29,8 @@ from .dictionary import (
 KINDS = ("transcoder", "sae")
 
 
-def train_lm(cfg, train_ids, ctx: RunContext) -> tuple[TinyLM, list[float]]:
+def train_lm(cfg, train_ids, seed: int, ctx: RunContext) -> tuple[TinyLM, list[float]]:
+    torch.manual_seed(seed)
     model = TinyLM(
         LMConfig.like(
             cfg,
@@ -36,7 +38,7 @@ def train_lm(cfg, train_ids, ctx: RunContext) -> tuple[TinyLM, list[float]]:
         )
     )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lm_lr, betas=(0.9, 0.95), weight_decay=0.1)
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(seed)
     warm = max(1, cfg.lm_steps // 20)
     losses = train(
         model,
@@ -231,17 +233,16 @@ def plot(runs: dict, ablation: float, budget: float, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    if not (0 <= cfg.layer < cfg.later_layer < cfg.n_layer):
-        raise ValueError("need 0 ≤ layer < later_layer < n_layer")
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size)
-    model, lm_losses = train_lm(cfg, train_ids, ctx)
+def one_seed(cfg, seed: int, train_ids, val_ids, ctx: RunContext, figure: bool) -> dict:
+    """Everything for one seed: the LM (initialisation and data order from ``seed``), the λ
+    sweep of both kinds on its activations, the frontier readings and the circuit check."""
+    out: dict = {}
+    model, lm_losses = train_lm(cfg, train_ids, seed, ctx)
     base = evaluate(model, val_ids, cfg.seq_len, cfg.lm_batch, cfg.eval_batches)
-    ctx.metrics.update(lm_final_train_loss=lm_losses[-1], lm_val_ce=base)
-    ctx.log(f"  LM: val CE {base:.3f} nats/token after {cfg.lm_steps} steps")
+    out.update(lm_final_train_loss=lm_losses[-1], lm_val_ce=base)
+    ctx.log(f"  seed {seed}, LM: val CE {base:.3f} nats/token after {cfg.lm_steps} steps")
 
-    gen = torch.Generator().manual_seed(ctx.seed + 1)
+    gen = torch.Generator().manual_seed(seed + 1)
     layers = (cfg.layer, cfg.later_layer)
     train_acts = collect(
         model,
@@ -256,7 +257,7 @@ def main(cfg, ctx: RunContext) -> dict:
     )
     tr, va = train_acts[cfg.layer], val_acts[cfg.layer]
     ablation = spliced_loss(model, cfg.layer, constant_hook(tr["y"].mean(0)), val_ids, cfg) - base
-    ctx.metrics.update(mean_ablation_ce_increase=ablation, train_tokens=int(tr["x"].shape[0]))
+    out.update(mean_ablation_ce_increase=ablation, train_tokens=int(tr["x"].shape[0]))
     ctx.log(f"  mean-ablating MLP {cfg.layer}: CE +{ablation:.4f}")
 
     n_features = cfg.expansion * cfg.d_model
@@ -284,25 +285,25 @@ def main(cfg, ctx: RunContext) -> dict:
             f"  {kind:10s} λ={lam:<6g} L0 {point['l0']:6.2f}  FVU {point['fvu']:.3f}  "
             f"CE +{point['ce_increase']:.4f}"
         )
-        ctx.metrics["sweep"] = runs
 
     budget = cfg.ref_l0_fraction * cfg.d_model
     tc_at = ce_at_budget(runs["transcoder"], budget)
     sae_at = ce_at_budget(runs["sae"], budget)
     ratio, rows = matched_ratio(runs["transcoder"], runs["sae"])
-    ctx.metrics.update(
+    out.update(
+        sweep=runs,
         ref_l0=budget,
         tc_ce_increase_at_ref_l0=tc_at,
         sae_ce_increase_at_ref_l0=sae_at,
         tc_gap_fraction_at_ref_l0=tc_at / ablation if ablation > 0 else None,
         sae_gap_fraction_at_ref_l0=sae_at / ablation if ablation > 0 else None,
         tc_over_sae_ce_increase=ratio,
+        tc_over_sae_log_ratio=math.log(ratio) if ratio else None,
         tc_over_sae_max_ratio=max((t / s for _, t, s in rows if s > 0), default=None),
         matched_l0_grid=[{"l0": g, "transcoder": t, "sae": s} for g, t, s in rows],
     )
-    if ratio is None:
-        ctx.skip("on-par-with-sae", "the two λ sweeps cover no common L0 range")
-    plot(runs, ablation, budget, ctx.figure_path("frontier.png"))
+    if figure:
+        plot(runs, ablation, budget, ctx.figure_path("frontier.png"))
 
     # circuit check: the transcoder closest to the L0 budget, and one on the later layer
     tc_pts = runs["transcoder"]
@@ -334,8 +335,28 @@ def main(cfg, ctx: RunContext) -> dict:
         cfg.attribution_pairs,
         gen,
     )
-    ctx.metrics.update(circuit, circuit_early_l1=lam_early)
+    out.update(circuit, circuit_early_l1=lam_early)
+    return out
+
+
+def main(cfg, ctx: RunContext) -> None:
+    """``one_seed`` for each seed (ctx.seed + i); every measurement becomes a per-seed list.
+    The transcoder and the SAE of one seed share that seed's LM and activations (paired)."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if not (0 <= cfg.layer < cfg.later_layer < cfg.n_layer):
+        raise ValueError("need 0 ≤ layer < later_layer < n_layer")
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size)
+    # the learned gate's floor: the unigram model of the training text on the held-out text
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
+    ctx.metrics["unigram_val_loss"] = unigram
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    for i, seed in enumerate(seeds):
+        got = one_seed(cfg, seed, train_ids, val_ids, ctx, figure=i == len(seeds) - 1)
+        for k, v in got.items():
+            ctx.metrics.setdefault(k, []).append(v)
+        ctx.metrics.setdefault("lm_below_unigram", []).append(unigram - got["lm_val_ce"])
+    if any(r is None for r in ctx.metrics["tc_over_sae_log_ratio"]):
+        ctx.skip("on-par-with-sae", "on some seed the two λ sweeps cover no common L0 range")
     ctx.metrics.update(
         cpu_time_s=time.process_time() - cpu0, wall_time_s=time.perf_counter() - wall0
     )
-    return {}
