@@ -39,7 +39,6 @@ from repro.papers.cramming.recipes import (
     lr_factor,
     parse_budget,
 )
-from repro.papers.cramming.run import gap_over_spread
 from repro.papers.cramming.train import TrainSettings, batch_rows, pretrain
 
 
@@ -269,7 +268,6 @@ def test_hub_loader_path_reads_local_text_through_datasets(tmp_path, monkeypatch
     from repro.common.data import load_brown
     from repro.papers.cramming.data import encode_documents, load_corpus
 
-    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     folder = tmp_path / "texts"
     folder.mkdir()
@@ -372,8 +370,6 @@ def test_metric_helpers():
     assert cosine_with_warmup(0, 100, 0.1) == pytest.approx(0.1)
     assert cosine_with_warmup(10, 100, 0.1) == pytest.approx(1.0)
     assert cosine_with_warmup(99, 100, 0.1) < 0.01
-    assert gap_over_spread([3.0, 3.2], [2.0, 2.1], floor=0.01) == pytest.approx(1.05 / 0.2)
-    assert gap_over_spread([1.0, 1.0], [1.0, 1.0], floor=0.01) == 0.0
 
 
 def test_declaration_is_light_and_valid():
@@ -432,3 +428,53 @@ def test_flash_kernel_inside_the_model_matches_sdpa():
         [sys.executable, "-c", _FLASH_CHECK], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
+    """Three seeds of two steps each: the loss gap, the accuracy gap and each recipe's margin
+    below the unigram loss are per-seed lists, and the claims judge them: two steps learn
+    nothing, so the learned gates make both findings inconclusive."""
+    from repro.claims import judge
+    from repro.context import RunContext
+    from repro.papers.cramming import REPRO, Config
+    from repro.papers.cramming.run import main
+
+    cfg = dataclasses.replace(
+        Config(),
+        model="micro",
+        vocab_size=512,
+        seq_len=32,
+        batch_size=8,
+        micro_batch=4,
+        max_steps=2,
+        eval_sequences=16,
+        finetune_per_class=4,
+        finetune_test_per_class=4,
+        finetune_epochs=1,
+        throughput_steps=1,
+        throughput_rounds=1,
+        checkpoint=False,
+        seeds=3,
+    )
+    ctx = RunContext(out_dir=tmp_path / "out", show_progress=False)
+    main(cfg, ctx)
+    m = ctx.metrics
+    assert m["seeds"] == [0, 1, 2]
+    losses = m["heldout_loss"]
+    assert m["mlm_loss_gap"] == pytest.approx(
+        [o - c for o, c in zip(losses["original"], losses["crammed"])]
+    )
+    for recipe in ("crammed", "original"):
+        assert m[f"{recipe}_below_unigram"] == pytest.approx(
+            [m["heldout_unigram_loss"] - x for x in losses[recipe]]
+        )
+    assert len(m["downstream_accuracy_gap"]) == 3
+    rows = {
+        r["id"]: r
+        for r in judge(REPRO.claims, m, ctx.skipped, preset="quick", device="cpu", status="ok")
+    }
+    for cid in ("crammed-beats-original", "pretraining-helps-downstream"):
+        assert rows[cid]["n"] == 3
+        assert rows[cid]["verdict"] == "inconclusive" and "learned" in rows[cid]["reason"]
+    assert rows["paper-scale-gpu"]["verdict"] == "not checked at this scale"
+    assert rows["throughput-vs-hf-bert"]["kind"] == "check"

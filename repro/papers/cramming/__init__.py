@@ -7,14 +7,24 @@ setting of both, ``model.py`` the architecture switches). The budget is a first-
 (``--budget=40s``, ``--budget=24h``): the learning-rate schedule and the batch-size ramp read the
 elapsed fraction of it.
 
-Claims checked:
-  * equal budget, better loss: the crammed recipe's held-out MLM loss beats the original
-    recipe's by more than the spread across seeds;
-  * pretraining helps downstream: the fine-tuned crammed model beats the same architecture
-    fine-tuned from random initialisation (genre of held-out Brown passages, three groups);
-  * throughput: training tokens/s of our crammed encoder against Hugging Face's
-    ``BertForMaskedLM`` of the same size, measured side by side in the run;
-  * paper scale (GPU only): the comparison of the first claim at the paper's model size.
+Claims:
+  * finding, equal budget, better loss: the crammed recipe's held-out MLM loss is below the
+    original recipe's (per-seed paired difference, 95% interval above 0);
+  * finding, pretraining helps downstream: the fine-tuned crammed model beats the same
+    architecture fine-tuned from random initialisation (genre of held-out Brown passages, three
+    groups; per-seed paired difference of balanced accuracy);
+  * check, throughput: training tokens/s of our crammed encoder against Hugging Face's
+    ``BertForMaskedLM`` of the same size, measured side by side in the run (a property of our
+    code; the paper gives no such ratio);
+  * finding, paper scale (GPU only): the comparison of the first claim at the paper's model size.
+
+Seeds: 3 (quick) / 5 (full), ``ctx.seed + i``; both recipes of one seed share batch order and
+masks. Gates: each recipe's held-out MLM loss is at least 0.5 nats (full: 1.0) below the loss of
+predicting the training corpus's token frequencies on the same masked positions
+(``<recipe>_below_unigram``); the downstream claim is gated on the crammed (pretrained) model.
+The quick preset's 35 CPU-seconds end about where the crammed recipe reaches that line, so
+there the gate decides whether the findings can be judged at all; the recipes and the budget
+are left as they were (making the models learn within the budget is separate work).
 
 Left out, and why: GLUE (needs the hub; the genre task is our offline stand-in for a labelled
 downstream task, scaled down like the rest); the paper's data filtering and sorting by
@@ -31,7 +41,7 @@ with ``torchrun --nproc_per_node=N`` in front it trains with DDP.
 from dataclasses import dataclass
 from typing import Literal
 
-from repro.claims import AtLeast, Claim, Reproduction
+from repro.claims import AtLeast, Claim, Reproduction, learned_gate
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class Config:
     model: Literal["micro", "tiny", "small", "paper"] = "tiny"  # size preset (model.MODEL_SIZES)
     budget: str = "35s"  # wall-clock (or CPU) budget of EACH pretraining run: 90s, 2m, 24h
     clock: Literal["wall", "cpu"] = "cpu"  # cpu: this process's CPU seconds, immune to other jobs
-    seeds: tuple[int, ...] = (0, 1)  # one pretraining run per recipe and seed
+    seeds: int = 3  # one pretraining run per recipe and seed (seeds ctx.seed + i)
     corpus: str = "brown"  # brown, a text file/folder, or hf:<dataset> / hf:text:<glob>
     vocab_size: int = 4096  # WordPiece vocabulary (the paper: 32768)
     seq_len: int = 128  # tokens per packed sequence, as in the paper
@@ -70,10 +80,12 @@ REPRO = Reproduction(
     title="BERT crammed into a budget: crammed vs original recipe",
     config=Config,
     presets={
-        # CI: a tiny model, 35 CPU-seconds per pretraining run, 2 seeds × 2 recipes (≈ 4-5 min).
+        # CI: a tiny model, 35 CPU-seconds per pretraining run, 3 seeds × 2 recipes (≈ 4-5 min).
         "quick": {},
-        # One GPU, about an hour: the paper's model size and vocabulary, 12 minutes per run.
+        # One GPU, about two hours: the paper's model size and vocabulary, 12 minutes per run,
+        # 5 seeds × 2 recipes.
         "full": {
+            "seeds": 5,
             "model": "paper",
             "budget": "12m",
             "clock": "wall",
@@ -90,49 +102,69 @@ REPRO = Reproduction(
         Claim(
             id="crammed-beats-original",
             statement="At the same wall-clock budget the crammed recipe reaches a lower held-out "
-            "MLM loss than the original BERT recipe, by more than the spread across seeds",
+            "MLM loss than the original BERT recipe",
             source="§4–5; GLUE table, 24 h budget rows",
             paper_value="crammed recipe: MLM loss ≈1.9 after 24 h on one A6000; the original "
             "recipe in the same budget falls far behind",
-            metric="mlm_gap_over_spread",
-            # The issue's criterion as a ratio: (mean original − mean crammed loss) over the larger
-            # within-recipe seed range (floored at 0.01 nats); ≥ 1 means the gap exceeds the spread.
-            rule=AtLeast(1.0),
-            unit="loss gap / seed spread",
+            metric="mlm_loss_gap",
+            # Per-seed original − crammed loss; reproduced when the 95% interval lies above 0.
+            # This replaces the former "gap larger than the seed spread" (gap / range ≥ 1 over two
+            # seeds) with the interval that makes the same point: the gap is not seed noise.
+            rule=AtLeast(0.0),
+            kind="finding",
+            # a loss gap between models that are not below the unigram line compares two
+            # stages of learning token frequencies, not the recipes' language models
+            gates=(learned_gate("crammed"), learned_gate("original")),
+            unit="nats (original − crammed, held-out MLM loss)",
+            # a time budget: the steps taken, hence the losses, depend on the machine's speed
+            verify_rtol=None,
         ),
         Claim(
             id="pretraining-helps-downstream",
             statement="Fine-tuned from the crammed checkpoint, the classifier beats the same model "
-            "fine-tuned from random initialisation, by more than the spread across seeds",
+            "fine-tuned from random initialisation",
             source="§5, GLUE dev-set table",
             paper_value="GLUE average 78.6 (crammed BERT) vs 45.5 (no pretraining)",
-            metric="downstream_gap_over_spread",
-            # Same form as above on balanced accuracy (spread floored at 0.01): the paper's gap is
-            # 33 points, so any real effect of pretraining should clear its own seed noise.
-            rule=AtLeast(1.0),
-            unit="accuracy gap / seed spread",
+            metric="downstream_accuracy_gap",
+            # Per-seed pretrained − random-init balanced accuracy; the interval must lie above 0
+            # (as above, in place of "gap larger than the seed spread"): the paper's gap is 33
+            # points, so any real effect of pretraining should clear its own seed noise.
+            rule=AtLeast(0.0),
+            kind="finding",
+            # "pretraining helps" says nothing unless the pretraining learned something
+            gates=(learned_gate("crammed"),),
+            unit="balanced accuracy (pretrained − random init)",
+            verify_rtol=None,  # fine-tunes checkpoints trained for a time budget (above)
         ),
         Claim(
             id="throughput-vs-hf-bert",
-            statement="Training tokens/s of our crammed encoder against Hugging Face "
-            "BertForMaskedLM with the same sizes, side by side in one run",
+            statement="Our crammed encoder trains at least 1.3× as many tokens/s as Hugging Face "
+            "BertForMaskedLM with the same sizes, timed side by side in one run",
             source="§4.2 (architecture changes chosen for speed per budget)",
             paper_value="no single ratio in the paper; target ≥ 1.3× on a CPU (issue)",
             metric="throughput_ratio_vs_hf",
             # The target the project set for CPU; the paper motivates each change by throughput.
             rule=AtLeast(1.3),
+            # a property of our implementation (its speed against a peer library), not a result
+            # of the paper
+            kind="check",
             unit="× HF BERT tokens/s",
+            verify_rtol=None,  # a timing: depends on the machine and its load
         ),
         Claim(
             id="paper-scale-gpu",
             statement="At the paper's model size on one GPU (full preset), the crammed recipe again "
-            "beats the original at equal budget by more than the seed spread",
+            "reaches a lower held-out MLM loss than the original at equal budget",
             source="§4–5",
             paper_value="MLM loss ≈1.9 after 24 h on an A6000 (context only: other data, budget)",
-            metric="paper_scale_gap_over_spread",
-            rule=AtLeast(1.0),
-            unit="loss gap / seed spread",
+            metric="paper_scale_mlm_loss_gap",
+            rule=AtLeast(0.0),  # as for crammed-beats-original
+            kind="finding",
+            gates=(learned_gate("crammed"), learned_gate("original")),
+            unit="nats (original − crammed, held-out MLM loss)",
             gpu_only=True,
+            # a wall-clock budget: the step count, hence the loss, depends on the GPU
+            verify_rtol=None,
         ),
     ),
     bench="bench:main",

@@ -68,13 +68,12 @@ def unigram_loss(
     """The held-out loss of a model that ignores context and predicts the training corpus's token
     frequencies (add-one smoothed), on the same masked positions as ``evaluate_mlm``: the line a
     masked LM must get below to have learned anything from context."""
-    counts = torch.bincount(train.reshape(-1), minlength=vocab_size).double() + 1
-    logp = (counts / counts.sum()).log()
+    from repro.common.stats import unigram_entropy
+
     _, labels = mask_tokens(
         seqs, rate, torch.Generator().manual_seed(seed), vocab_size=vocab_size, rule_80_10_10=False
     )
-    target = labels[labels != -100]
-    return float(-logp[target].mean())
+    return unigram_entropy(train, vocab_size, labels[labels != -100])
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from repro.common.stats import below_unigram, paired_differences, seeds_for
 from repro.context import RunContext
-from repro.papers.cramming.data import (
+
+from .data import (
     GENRE_GROUPS,
     balanced_subset,
     encode_documents,
@@ -25,17 +27,10 @@ from repro.papers.cramming.data import (
     load_corpus,
     pack_documents,
 )
-from repro.papers.cramming.evaluate import FinetuneSettings, evaluate_mlm, finetune, unigram_loss
-from repro.papers.cramming.model import MODEL_SIZES, model_config
-from repro.papers.cramming.recipes import RECIPES, parse_budget
-from repro.papers.cramming.train import TrainSettings, pretrain
-
-
-def gap_over_spread(high: list[float], low: list[float], floor: float) -> float:
-    """(mean(high) − mean(low)) / max(range(high), range(low), floor): ≥ 1 when the gap between
-    the two groups is larger than the seed-to-seed range within either."""
-    spread = max(max(high) - min(high), max(low) - min(low), floor)
-    return (statistics.mean(high) - statistics.mean(low)) / spread
+from .evaluate import FinetuneSettings, evaluate_mlm, finetune, unigram_loss
+from .model import MODEL_SIZES, model_config
+from .recipes import RECIPES, parse_budget
+from .train import TrainSettings, pretrain
 
 
 def checkpoint_dir(cfg) -> Path:
@@ -104,8 +99,9 @@ def plot(runs: dict, finetuned: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
+def main(cfg, ctx: RunContext) -> None:
     budget_s = parse_budget(cfg.budget)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
     device = ctx.device
     corpus = load_corpus(cfg.corpus, vocab_size=cfg.vocab_size)
     enc_train = encode_documents(corpus.tokenizer, corpus.train_docs)
@@ -113,7 +109,10 @@ def main(cfg, ctx: RunContext) -> dict:
     train_seqs = pack_documents(enc_train, cfg.seq_len)
     val_seqs = pack_documents(enc_val, cfg.seq_len)[: cfg.eval_sequences]
     dims = dict(MODEL_SIZES[cfg.model], vocab_size=corpus.vocab_size, max_seq=cfg.seq_len)
+    # what token frequencies alone achieve on the held-out masked positions (the learned gates)
+    unigram = unigram_loss(train_seqs, val_seqs, corpus.vocab_size)
     ctx.metrics.update(
+        seeds=seeds,
         corpus=cfg.corpus,
         train_documents=len(corpus.train_docs),
         heldout_documents=len(corpus.val_docs),
@@ -123,13 +122,16 @@ def main(cfg, ctx: RunContext) -> dict:
         model_dims=dims,
         budget_s=budget_s,
         clock=cfg.clock,
-        # context for the losses below: what token frequencies alone achieve
-        heldout_unigram_loss=unigram_loss(train_seqs, val_seqs, corpus.vocab_size),
+        heldout_unigram_loss=unigram,
     )
     ckdir = checkpoint_dir(cfg)
     runs: dict[str, dict] = {}
     encoders: dict[int, dict] = {}
-    for seed in cfg.seeds:
+    losses: dict[str, list[float]] = {"crammed": [], "original": []}
+    at_paper_scale = cfg.model == "paper" and device.startswith("cuda")
+    for seed in seeds:
+        # one seed: the same batch order, training masks and held-out masks for both recipes
+        # (the architectures differ, so their initial weights cannot be shared)
         for name in ("crammed", "original"):
             recipe = RECIPES[name]
             mcfg = model_config(
@@ -176,35 +178,28 @@ def main(cfg, ctx: RunContext) -> dict:
                     k: v.detach().cpu().clone() for k, v in res.model.encoder.state_dict().items()
                 }
             del res
+            losses[name].append(loss)
+        # this seed's pair is complete: per-seed lists, paired by seed
+        ctx.metrics.update(
+            heldout_loss={n: list(v) for n, v in losses.items()},
+            crammed_below_unigram=below_unigram(losses["crammed"], unigram),
+            original_below_unigram=below_unigram(losses["original"], unigram),
+            mlm_loss_gap=paired_differences(losses["original"], losses["crammed"]),
+        )
+        if at_paper_scale:
+            ctx.metrics["paper_scale_mlm_loss_gap"] = ctx.metrics["mlm_loss_gap"]
 
     pre = ctx.metrics["pretraining"]
-    losses = {
-        n: [pre[f"{n}_seed{s}"]["heldout_mlm_loss"] for s in cfg.seeds]
-        for n in ("crammed", "original")
-    }
     ctx.metrics.update(
-        heldout_loss_crammed=statistics.mean(losses["crammed"]),
-        heldout_loss_original=statistics.mean(losses["original"]),
         tokens_per_s_crammed=statistics.mean(
-            pre[f"crammed_seed{s}"]["tokens_per_s"] for s in cfg.seeds
+            pre[f"crammed_seed{s}"]["tokens_per_s"] for s in seeds
         ),
         tokens_per_s_original=statistics.mean(
-            pre[f"original_seed{s}"]["tokens_per_s"] for s in cfg.seeds
+            pre[f"original_seed{s}"]["tokens_per_s"] for s in seeds
         ),
     )
-    if len(cfg.seeds) >= 2:
-        gap = gap_over_spread(losses["original"], losses["crammed"], floor=0.01)
-        ctx.metrics["mlm_gap_over_spread"] = gap
-        at_paper_scale = cfg.model == "paper" and device.startswith("cuda")
-        if at_paper_scale:
-            ctx.metrics["paper_scale_gap_over_spread"] = gap
-        else:
-            ctx.skip(
-                "paper-scale-gpu", "measured only with --model=paper on a GPU (the full preset)"
-            )
-    else:
-        ctx.skip("crammed-beats-original", "needs two or more seeds for a spread")
-        ctx.skip("paper-scale-gpu", "needs two or more seeds for a spread")
+    if not at_paper_scale:
+        ctx.skip("paper-scale-gpu", "measured only with --model=paper on a GPU (the full preset)")
 
     # ---- downstream: genre of held-out passages
     finetuned: dict[str, list[float]] = {}
@@ -223,7 +218,7 @@ def main(cfg, ctx: RunContext) -> dict:
             "test_per_class": torch.bincount(test[1]).tolist(),
         }
         rows: dict[str, dict] = {}
-        for seed in cfg.seeds:
+        for seed in seeds:
             mcfg = model_config(cfg.model, **{**dims, **RECIPES["crammed"].model_overrides()})
             fs = FinetuneSettings(
                 epochs=cfg.finetune_epochs,
@@ -239,21 +234,17 @@ def main(cfg, ctx: RunContext) -> dict:
                 ctx.log(
                     f"fine-tune {init} seed {seed}: balanced accuracy {out['balanced_accuracy']:.3f}"
                 )
-        ctx.metrics["finetune"] = rows
-        ctx.metrics.update(
-            downstream_accuracy_pretrained=statistics.mean(finetuned["pretrained"]),
-            downstream_accuracy_random=statistics.mean(finetuned["random init"]),
-        )
-        if len(cfg.seeds) >= 2:
-            ctx.metrics["downstream_gap_over_spread"] = gap_over_spread(
-                finetuned["pretrained"], finetuned["random init"], floor=0.01
+            ctx.metrics["finetune"] = rows
+            ctx.metrics.update(
+                downstream_accuracy={k.replace(" ", "_"): list(v) for k, v in finetuned.items()},
+                downstream_accuracy_gap=paired_differences(
+                    finetuned["pretrained"], finetuned["random init"]
+                ),
             )
-        else:
-            ctx.skip("pretraining-helps-downstream", "needs two or more seeds for a spread")
 
     # ---- throughput against Hugging Face BERT of the same size
     try:
-        from repro.papers.cramming.bench import measure
+        from .bench import measure
 
         tp = measure(
             {k: dims[k] for k in ("hidden", "layers", "heads", "ffn", "max_seq", "vocab_size")},
@@ -275,4 +266,3 @@ def main(cfg, ctx: RunContext) -> dict:
 
     if finetuned:
         plot(runs, finetuned, ctx.figure_path("cramming.png"))
-    return {}

@@ -8,18 +8,16 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from repro.common.data import lm_token_streams, random_windows
+from repro.common.stats import below_unigram, inside_grid, seeds_for, unigram_entropy
 from repro.common.tinylm import LMConfig, TinyLM, evaluate
 from repro.context import RunContext
-from repro.papers.sophia.optim import Sophia, gnb_diag, hutchinson_diag
+
+from .optim import Sophia, gnb_diag, hutchinson_diag
 
 
 def make_lm(cfg, seed: int) -> TinyLM:
     torch.manual_seed(seed)  # every run starts from the same initial weights
-    return TinyLM(
-        LMConfig.like(
-            cfg,
-        )
-    )
+    return TinyLM(LMConfig.like(cfg))
 
 
 def lr_at(step: int, cfg, peak: float) -> float:
@@ -137,7 +135,7 @@ def plot(runs: dict, best: dict, path) -> None:
         )
     a.set_xlabel("step")
     a.set_ylabel("validation loss (nats/token)")
-    a.set_title("best run of each optimiser")
+    a.set_title("best run of each optimiser (first seed)")
     lo = min(r["final"] for m in best for r in [runs[m][best[m]]])
     a.set_ylim(lo - 0.1, lo + 1.2)
     a.legend(fontsize=8)
@@ -161,42 +159,59 @@ def plot(runs: dict, best: dict, path) -> None:
     plt.close(fig)
 
 
-def main(cfg, ctx: RunContext) -> dict:
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+def main(cfg, ctx: RunContext) -> None:
+    train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    # The unigram floor on exactly the held-out targets that ``evaluate`` scores.
+    n_eval = cfg.eval_batches * cfg.batch_size * cfg.seq_len
+    unigram = unigram_entropy(train_ids, tok.get_vocab_size(), val_ids[1 : n_eval + 1])
+    ctx.metrics.update(seeds=seeds, heldout_unigram_loss=unigram)
     grids = {"adamw": cfg.adamw_lrs, "sophia-g": cfg.sophia_g_lrs, "sophia-h": cfg.sophia_h_lrs}
     grids = {m: grids[m] for m in ("adamw", *cfg.sophia_variants)}
-    jobs = [(m, lr) for m, lrs in grids.items() for lr in lrs]
-    runs: dict[str, dict[float, dict]] = {m: {} for m in grids}
-    for method, lr in ctx.progress(jobs, desc="runs"):
-        runs[method][lr] = train_run(method, lr, cfg, train_ids, val_ids, ctx.seed)
-        ctx.log(f"  {method} lr={lr:g}: final {runs[method][lr]['final']:.4f}")
-    best = {m: min(rs, key=lambda lr, rs=rs: rs[lr]["final"]) for m, rs in runs.items()}
-    adamw = runs["adamw"][best["adamw"]]
-    ctx.metrics["adamw"] = {
-        "best_lr": best["adamw"],
-        "final": adamw["final"],
-        "lr_at_grid_edge": best["adamw"] in (min(grids["adamw"]), max(grids["adamw"])),
-    }
-    for method in cfg.sophia_variants:
-        r = runs[method][best[method]]
-        key = method.replace("-", "_")
-        ctx.metrics[f"{key}_step_ratio"] = step_ratio(adamw, r)
-        ctx.metrics[method] = {
-            "best_lr": best[method],
-            "final": r["final"],
-            "final_minus_adamw": r["final"] - adamw["final"],
-            "clip_fraction_mean": r.get("clip_fraction_mean"),
-            "lr_at_grid_edge": best[method] in (min(grids[method]), max(grids[method])),
-        }
     for variant, claim in (
         ("sophia-g", "sophia-g-fewer-steps"),
         ("sophia-h", "sophia-h-fewer-steps"),
     ):
         if variant not in cfg.sophia_variants:
             ctx.skip(claim, f"{variant} is not in this run's sophia_variants")
-    ctx.metrics["curves"] = {
-        m: {f"{lr:g}": {"steps": r["steps"], "val_loss": r["val_loss"]} for lr, r in rs.items()}
-        for m, rs in runs.items()
-    }
-    plot(runs, best, ctx.figure_path("sophia_vs_adamw.png"))
-    return {}
+    jobs = [(seed, m, lr) for seed in seeds for m, lrs in grids.items() for lr in lrs]
+    # runs[seed][method][lr]: every seed tunes every optimiser over its own grid (equal effort),
+    # and all runs of one seed share the initial weights and the batch order (paired arms).
+    runs: dict[int, dict[str, dict[float, dict]]] = {s: {m: {} for m in grids} for s in seeds}
+    per_seed: dict[str, list] = {}
+    for seed, method, lr in ctx.progress(jobs, desc="runs"):
+        runs[seed][method][lr] = train_run(method, lr, cfg, train_ids, val_ids, seed)
+        ctx.log(f"  seed {seed} {method} lr={lr:g}: final {runs[seed][method][lr]['final']:.4f}")
+        if any(len(runs[seed][m]) < len(grids[m]) for m in grids):
+            continue
+        # this seed is complete: its paired numbers go into the metrics now
+        rs = runs[seed]
+        best = {m: min(rs[m], key=lambda lr, m=m: rs[m][lr]["final"]) for m in grids}
+        adamw = rs["adamw"][best["adamw"]]
+        for m in grids:
+            key = m.replace("-", "_")
+            r = rs[m][best[m]]
+            per_seed.setdefault(f"{key}_best_lr", []).append(best[m])
+            per_seed.setdefault(f"{key}_final", []).append(r["final"])
+            per_seed.setdefault(f"{key}_below_unigram", []).extend(
+                below_unigram([r["final"]], unigram)
+            )
+            per_seed.setdefault(f"{key}_lr_inside_grid", []).append(inside_grid(grids[m], best[m]))
+            if m != "adamw":
+                per_seed.setdefault(f"{key}_step_ratio", []).append(step_ratio(adamw, r))
+                per_seed.setdefault(f"{key}_final_minus_adamw", []).append(
+                    r["final"] - adamw["final"]
+                )
+                per_seed.setdefault(f"{key}_clip_fraction_mean", []).append(
+                    r.get("clip_fraction_mean")
+                )
+        ctx.metrics.update(per_seed)
+        if seed == seeds[0]:
+            ctx.metrics["curves"] = {
+                m: {
+                    f"{lr:g}": {"steps": r["steps"], "val_loss": r["val_loss"]}
+                    for lr, r in x.items()
+                }
+                for m, x in rs.items()
+            }
+            plot(rs, best, ctx.figure_path("sophia_vs_adamw.png"))
