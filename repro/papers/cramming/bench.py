@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import torch
 
-from repro.papers.cramming.data import mask_tokens
-from repro.papers.cramming.model import MaskedLM, ModelConfig, model_config
-from repro.papers.cramming.recipes import get_recipe
-from repro.papers.cramming.train import make_optimizer
+from .data import mask_tokens
+from .model import MaskedLM, ModelConfig, model_config
+from .recipes import get_recipe
+from .train import make_optimizer
 
 
 def hf_bert(cfg: ModelConfig, dropout: float = 0.0):
@@ -146,8 +146,9 @@ def measure(
 def main(overrides: dict, device: str = "auto") -> int:
     from repro.common import device_name, pick_device
     from repro.config import ConfigError
-    from repro.papers.cramming.data import encode_documents, load_corpus, pack_documents
-    from repro.papers.cramming.model import MODEL_SIZES
+
+    from .data import encode_documents, load_corpus, pack_documents
+    from .model import MODEL_SIZES
 
     known = {"model", "micro_batch", "steps", "rounds", "vocab_size"}
     bad = set(overrides) - known

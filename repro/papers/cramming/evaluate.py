@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from repro.papers.cramming.data import mask_tokens
-from repro.papers.cramming.model import MaskedLM, ModelConfig, SequenceClassifier
+from .data import mask_tokens
+from .model import MaskedLM, ModelConfig, SequenceClassifier
 
 
 @torch.no_grad()

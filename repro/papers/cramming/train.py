@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from repro.papers.cramming.data import mask_tokens
-from repro.papers.cramming.model import MaskedLM, ModelConfig
-from repro.papers.cramming.recipes import (
+from .data import mask_tokens
+from .model import MaskedLM, ModelConfig
+from .recipes import (
     Recipe,
     batch_size_at,
     format_seconds,
@@ -357,8 +357,8 @@ def pretrain(
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    from repro.papers.cramming.model import MODEL_SIZES
-    from repro.papers.cramming.recipes import RECIPES
+    from .model import MODEL_SIZES
+    from .recipes import RECIPES
 
     p = argparse.ArgumentParser(
         prog="python -m repro.papers.cramming.train",
@@ -395,11 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from repro.common import pick_device, seed_everything
-    from repro.papers.cramming.data import encode_documents, load_corpus, pack_documents
-    from repro.papers.cramming.evaluate import evaluate_mlm
-    from repro.papers.cramming.model import MODEL_SIZES, model_config
-    from repro.papers.cramming.recipes import get_recipe
     from repro.paths import cache_dir
+
+    from .data import encode_documents, load_corpus, pack_documents
+    from .evaluate import evaluate_mlm
+    from .model import MODEL_SIZES, model_config
+    from .recipes import get_recipe
 
     args = build_parser().parse_args(argv)
     try:

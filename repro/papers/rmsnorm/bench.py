@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 from repro.config import build_config
-from repro.papers.rmsnorm.norms import make
-from repro.papers.rmsnorm.timing import norm_callables, race
+
+from .norms import make
+from .timing import norm_callables, race
 
 
 @dataclass(frozen=True)
