@@ -128,8 +128,9 @@ def shot(page, name: str) -> None:
 def test_home_shows_totals_and_collections(visit):
     page = visit.go("/")
     totals = page.locator(".totals").inner_text()
-    assert "paper cards" in totals and "claims measured" in totals
-    assert "reproduced" in totals
+    # findings and implementation checks are shown apart, never summed
+    assert "paper cards" in totals and "findings" in totals
+    assert "implementation checks" in totals and "inconclusive" in totals
     assert (
         page.locator("a", has_text="19 landmark").count()
         + page.locator("a", has_text="Landmark").count()
@@ -141,12 +142,14 @@ def test_home_shows_totals_and_collections(visit):
 def test_card_with_reproduction_shows_claim_table(visit):
     page = visit.go("/papers/attention-is-all-you-need/")
     assert page.locator("h1").first.inner_text().startswith("Attention Is All You Need")
-    table = page.locator("table", has_text="we measured").first
-    assert table.is_visible()
-    rows = table.locator("tbody tr")
-    assert rows.count() >= 3
-    text = table.inner_text()
-    assert "reproduced" in text and "§3.5" in text
+    assert page.locator("h3", has_text="Findings").count() == 1
+    assert page.locator("h3", has_text="Implementation checks").count() == 1
+    tables = page.locator("table", has_text="we measured")
+    assert tables.count() == 2 and tables.first.is_visible()
+    checks = tables.nth(1)
+    assert checks.locator("tbody tr").count() >= 3
+    text = checks.inner_text()
+    assert "pass" in text and "§3.5" in text
     assert page.locator("text=BibTeX").count() >= 1
     shot(page, "card-attention")
 
