@@ -203,6 +203,12 @@ class Outcome:
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+def child_command(rep_id: str, preset: str, device: str, seed: int) -> list[str]:
+    """``repro run`` of one reproduction in a fresh interpreter (``repro all``, ``verify``)."""
+    cmd = [sys.executable, "-m", "repro", "run", rep_id, "--preset", preset]
+    return [*cmd, "--device", device, "--seed", str(seed), "--no-progress", "--quiet"]
+
+
 def _run_child(
     rep: Reproduction,
     preset: str,
@@ -213,21 +219,7 @@ def _run_child(
     log_dir: Path,
     threads: int = 1,
 ) -> Outcome:
-    cmd = [
-        sys.executable,
-        "-m",
-        "repro",
-        "run",
-        rep.id,
-        "--preset",
-        preset,
-        "--device",
-        device,
-        "--seed",
-        str(seed),
-        "--no-progress",
-        "--quiet",
-    ]
+    cmd = child_command(rep.id, preset, device, seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{rep.id}.{preset}.log"
     path = result_path(rep.id, preset, results_dir(root))

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -107,21 +106,10 @@ def _rerun(rep: Reproduction, preset: str, committed: dict, out_base: Path) -> d
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": str(committed.get("threads") or 1),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "repro",
-        "run",
-        rep.id,
-        "--preset",
-        preset,
-        "--device",
-        committed.get("device") or "cpu",
-        "--seed",
-        str(committed.get("seed") or 0),
-        "--no-progress",
-        "--quiet",
-    ]
+    from repro.runner import child_command
+
+    device, seed = committed.get("device") or "cpu", committed.get("seed") or 0
+    cmd = child_command(rep.id, preset, device, int(seed))
     log = out_base / f"{rep.id}.log"
     with open(log, "w", encoding="utf-8") as f:
         try:
