@@ -171,8 +171,14 @@ def estimate_of(value: Any, level: float = DEFAULT_LEVEL, method: str = "t") -> 
     if sample is None:
         x = _num(value)
         return Estimate(x, math.nan, math.nan, 1, level, "single value", (x,))
-    xs = [_num(v) for v in sample]
+    # None is "not measured on this seed" (the run says why in its metrics): the interval
+    # is over the seeds that were measured, and the method says how many were not.
+    missing = sum(v is None for v in sample)
+    xs = [_num(v) for v in sample if v is not None]
     n = len(xs)
+    if missing:
+        est = estimate_of(xs, level, method)
+        return dataclasses.replace(est, method=f"{est.method}; {missing} seed(s) not measured")
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0, level, "no values")
     mean = math.fsum(xs) / n

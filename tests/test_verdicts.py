@@ -317,3 +317,12 @@ def test_verify_draw_is_seeded(fake_repros):
     a = [r.id for r in draw(reps, 1, "quick", "abc")]
     assert a == [r.id for r in draw(reps, 1, "quick", "abc")]
     assert len(draw(reps, 5, "quick", "abc")) == 2  # only those with committed results
+
+
+def test_a_seed_not_measured_is_left_out_and_said():
+    c = finding(AtMost(0.2))
+    row = verdict(c, {"m": [0.01, None, 0.03, 0.02]})
+    assert row["verdict"] == Verdict.REPRODUCED and row["n"] == 3
+    assert row["method"].endswith("1 seed(s) not measured")
+    row = verdict(c, {"m": [0.01, None, 0.03]})
+    assert row["verdict"] == Verdict.INCONCLUSIVE and row["reason"].startswith("n = 2 < 3")

@@ -89,9 +89,15 @@ def spliced_loss(model: TinyLM, layer: int, hook, val_ids, cfg) -> float:
         handle.remove()
 
 
+def live(points: list[dict]) -> list[dict]:
+    """Sweep points with some active feature: a dictionary whose every feature died (L0 = 0)
+    has no place on a log-L0 axis."""
+    return [p for p in points if p["l0"] > 0]
+
+
 def interp_log_l0(points: list[dict], at: float) -> float:
     """ΔCE at L0 = ``at``, linear in log L0 between the two sweep points around it."""
-    pts = sorted(points, key=lambda p: p["l0"])
+    pts = sorted(live(points), key=lambda p: p["l0"])
     xs = [math.log(p["l0"]) for p in pts]
     ys = [p["ce_increase"] for p in pts]
     x = math.log(at)
@@ -103,12 +109,14 @@ def interp_log_l0(points: list[dict], at: float) -> float:
     return ys[-1]
 
 
-def ce_at_budget(points: list[dict], budget: float) -> float:
+def ce_at_budget(points: list[dict], budget: float) -> float | None:
     """ΔCE read at L0 = budget. If every point is sparser than the budget, the densest one
-    (a conservative reading); if every point is denser, the budget was not reached: inf."""
+    (a conservative reading); if every point is denser, the budget was not reached: None
+    (not measured on this seed)."""
+    points = live(points)
     l0s = [p["l0"] for p in points]
-    if min(l0s) > budget:
-        return math.inf
+    if not l0s or min(l0s) > budget:
+        return None
     if max(l0s) < budget:
         return min(points, key=lambda p: -p["l0"])["ce_increase"]
     return interp_log_l0(points, budget)
@@ -117,6 +125,9 @@ def ce_at_budget(points: list[dict], budget: float) -> float:
 def matched_ratio(tc: list[dict], sae: list[dict], n: int = 9) -> tuple[float | None, list]:
     """Geometric mean over n log-spaced L0 values in the range both sweeps cover of
     ΔCE_transcoder(L0) / ΔCE_SAE(L0); None when the ranges do not overlap."""
+    tc, sae = live(tc), live(sae)
+    if not tc or not sae:
+        return None, []
     lo = max(min(p["l0"] for p in tc), min(p["l0"] for p in sae))
     hi = min(max(p["l0"] for p in tc), max(p["l0"] for p in sae))
     if lo >= hi:
@@ -295,8 +306,10 @@ def one_seed(cfg, seed: int, train_ids, val_ids, ctx: RunContext, figure: bool) 
         ref_l0=budget,
         tc_ce_increase_at_ref_l0=tc_at,
         sae_ce_increase_at_ref_l0=sae_at,
-        tc_gap_fraction_at_ref_l0=tc_at / ablation if ablation > 0 else None,
-        sae_gap_fraction_at_ref_l0=sae_at / ablation if ablation > 0 else None,
+        tc_gap_fraction_at_ref_l0=tc_at / ablation if tc_at is not None and ablation > 0 else None,
+        sae_gap_fraction_at_ref_l0=sae_at / ablation
+        if sae_at is not None and ablation > 0
+        else None,
         tc_over_sae_ce_increase=ratio,
         tc_over_sae_log_ratio=math.log(ratio) if ratio else None,
         tc_over_sae_max_ratio=max((t / s for _, t, s in rows if s > 0), default=None),
@@ -307,7 +320,9 @@ def one_seed(cfg, seed: int, train_ids, val_ids, ctx: RunContext, figure: bool) 
 
     # circuit check: the transcoder closest to the L0 budget, and one on the later layer
     tc_pts = runs["transcoder"]
-    lam_early = min(tc_pts, key=lambda p: abs(math.log(p["l0"] / budget)))["l1"]
+    lam_early = min(
+        live(tc_pts) or tc_pts, key=lambda p: abs(math.log(max(p["l0"], 1e-9) / budget))
+    )["l1"]
     tr2 = train_acts[cfg.later_layer]
     late, _ = train_dictionary(
         "transcoder",
@@ -356,7 +371,11 @@ def main(cfg, ctx: RunContext) -> None:
             ctx.metrics.setdefault(k, []).append(v)
         ctx.metrics.setdefault("lm_below_unigram", []).append(unigram - got["lm_val_ce"])
     if any(r is None for r in ctx.metrics["tc_over_sae_log_ratio"]):
-        ctx.skip("on-par-with-sae", "on some seed the two λ sweeps cover no common L0 range")
+        ctx.skip(
+            "on-par-with-sae",
+            "on some seed no matched-L0 ratio could be formed (the λ sweeps share no L0 range, "
+            "or an SAE's loss increase is ≤ 0, i.e. at noise level)",
+        )
     ctx.metrics.update(
         cpu_time_s=time.process_time() - cpu0, wall_time_s=time.perf_counter() - wall0
     )
