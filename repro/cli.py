@@ -297,6 +297,19 @@ def cmd_show(args) -> int:
         why = staleness(rep, res)
         if why:
             con.print(f"[yellow]stale[/]: {why}; re-run: repro run {rep.id} --preset {preset}")
+        from repro.results import latest_local_run
+
+        local = latest_local_run(rep.id, preset)
+        if local and local.get("started", "") > res.get("started", "") and local.get("run_dir"):
+            bits = [local.get("status", "?")]
+            if local.get("overrides"):
+                bits.append(
+                    "overrides " + " ".join(f"--{k}={v}" for k, v in local["overrides"].items())
+                )
+            con.print(
+                f"a newer local run differs from these results ({', '.join(bits)}): "
+                f"{local['run_dir']}/{preset}.json"
+            )
         for f in res.get("figures", []):
             con.print(f"  figure: results/{rep.id}/{f}")
     return 0
@@ -354,7 +367,14 @@ def cmd_run(args, extra: list[str]) -> int:
         con.print(f"figure: results/{rep.id}/{f}")
     from repro.results import result_path
 
-    con.print(f"results: {result_path(rep.id, args.preset)}")
+    if result.get("promoted"):
+        con.print(f"results: {result_path(rep.id, args.preset)}")
+    else:
+        why = f"run {status}" if status != "ok" else "run with overrides"
+        con.print(
+            f"local run only ({why}): {result['run_dir']}/{args.preset}.json; the committed "
+            f"results/{rep.id}/{args.preset}.json is unchanged"
+        )
     return exit_code_for(status)
 
 

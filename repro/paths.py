@@ -40,6 +40,15 @@ def results_dir(root: Path | None = None) -> Path:
     return (root or project_root()) / "results"
 
 
+def runs_dir(root: Path | None = None) -> Path:
+    """Local run history (ignored by git): every run lands here first, and only a complete,
+    clean run of a named preset is copied to ``results/``."""
+    env = os.environ.get("REPRO_RUNS")
+    if env:
+        return Path(env).resolve()
+    return (root or project_root()) / "runs"
+
+
 def cache_dir() -> Path:
     """Tokenizers and prepared data; safe to delete."""
     env = os.environ.get("REPRO_CACHE")

@@ -254,3 +254,17 @@ def load_result(rep_id: str, preset: str, base: Path | None = None) -> dict | No
     if rep is not None and needs_rejudge(rep, data):
         data = rejudge(rep, data)
     return data
+
+
+def latest_local_run(rep_id: str, preset: str, root: Path | None = None) -> dict | None:
+    """The newest record of this reproduction and preset in the local run history."""
+    from repro.paths import runs_dir
+
+    folder = runs_dir(root) / rep_id
+    if not folder.is_dir():
+        return None
+    for run in sorted(folder.glob(f"*-{preset}"), reverse=True):
+        data, _ = read_result(run / f"{preset}.json")
+        if data is not None:
+            return data
+    return None

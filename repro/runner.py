@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from repro.claims import Reproduction, judge
-from repro.paths import results_dir
-from repro.results import build_record, read_result, result_path, write_result
+from repro.paths import results_dir, runs_dir
+from repro.results import atomic_write_text, build_record, jsonable, read_result, write_result
 
 EXIT_OK, EXIT_CRASH, EXIT_NAN, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -118,8 +119,11 @@ def run_one(
     cfg = rep.make_config(preset, overrides)
     root = root or project_root()
     base = results_dir(root)
-    out_dir = base / rep.id / preset  # figures; the JSON is results/<id>/<preset>.json
     started = dt.datetime.now(dt.UTC)
+    # Every run writes into its own folder of the local history first (figures in
+    # <run>/<preset>/, the record in <run>/<preset>.json); `repro all` names the folder.
+    run_dir = Path(os.environ.get("REPRO_RUN_DIR") or new_run_dir(rep.id, preset, root, started))
+    out_dir = run_dir / preset
     t0 = time.perf_counter()
     status, error = "ok", None
     ctx = RunContext(out_dir=out_dir, seed=seed, preset=preset, show_progress=show_progress)
@@ -176,8 +180,38 @@ def run_one(
         root=root,
         threads=_threads(),
     )
-    write_result(result, base)
+    result["run_dir"] = str(run_dir)
+    atomic_write_text(run_dir / f"{preset}.json", _dumps(result))
+    result["promoted"] = promote(result, run_dir, base)
     return result
+
+
+def new_run_dir(rep_id: str, preset: str, root: Path, when: dt.datetime) -> Path:
+    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
+    return runs_dir(root) / rep_id / f"{stamp}-{preset}"
+
+
+def _dumps(result: dict) -> str:
+    return json.dumps(jsonable(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def promote(result: dict, run_dir: Path, base: Path) -> bool:
+    """Copy a run to ``results/`` only if it is a complete, clean run of a named preset:
+    status ok and no overrides. A crash, an interrupt, a timeout, NaN or a run with
+    ``--key=value`` overrides stays in the local history and leaves the committed results
+    byte for byte as they were."""
+    if result.get("status") != "ok" or result.get("overrides"):
+        return False
+    preset = result["preset"]
+    figs_src = run_dir / preset
+    figs_dst = base / result["reproduction"] / preset
+    if figs_dst.exists():
+        shutil.rmtree(figs_dst)
+    if figs_src.is_dir():
+        shutil.copytree(figs_src, figs_dst)
+    record = {k: v for k, v in result.items() if k not in ("run_dir", "promoted")}
+    write_result(record, base)
+    return True
 
 
 def _threads() -> int | None:
@@ -222,10 +256,15 @@ def _run_child(
     cmd = child_command(rep.id, preset, device, seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{rep.id}.{preset}.log"
-    path = result_path(rep.id, preset, results_dir(root))
-    before = path.stat().st_mtime_ns if path.exists() else None
+    run_dir = new_run_dir(rep.id, preset, root, dt.datetime.now(dt.UTC))
+    path = run_dir / f"{preset}.json"  # the child's record; results/ only if promoted
     t0 = time.perf_counter()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REPRO_ROOT": str(root)}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REPRO_ROOT": str(root),
+        "REPRO_RUN_DIR": str(run_dir),
+    }
     # Parallel children share the cores: give each its slice so they do not oversubscribe.
     env.setdefault("OMP_NUM_THREADS", str(threads))
     with open(log_path, "w", encoding="utf-8") as log:
@@ -246,15 +285,15 @@ def _run_child(
     dur = time.perf_counter() - t0
     tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
     data, _warn = read_result(path)
-    fresh = data is not None and path.stat().st_mtime_ns != before
+    fresh = data is not None
     if timed_out:
         status = "timeout"
         if not (fresh and data.get("status") == "timeout"):
-            _write_failure(rep, preset, "timeout", f"killed after {timeout:.0f} s", root, dur)
-        msg = f"no result within {timeout:.0f} s (log: {log_path})"
+            _write_failure(rep, preset, "timeout", f"killed after {timeout:.0f} s", root, dur, path)
+        msg = f"no result within {timeout:.0f} s (log: {log_path}; run: {run_dir})"
     elif not fresh:
         status = "crashed"
-        _write_failure(rep, preset, "crashed", "\n".join(tail), root, dur)
+        _write_failure(rep, preset, "crashed", "\n".join(tail), root, dur, path)
         msg = f"exit code {code}, no results file written; log: {log_path}"
     else:
         status = data.get("status", "crashed")
@@ -267,29 +306,37 @@ def _run_child(
 
 
 def _write_failure(
-    rep: Reproduction, preset: str, status: str, error: str, root: Path, duration: float
+    rep: Reproduction,
+    preset: str,
+    status: str,
+    error: str,
+    root: Path,
+    duration: float,
+    path: Path,
 ) -> None:
-    """A results file for a child that died before it could write its own."""
-    write_result(
-        build_record(
-            rep,
-            preset,
-            status=status,
-            error=error,
-            config=None,
-            overrides={},
-            seed=None,
-            device=None,
-            device_name=None,
-            started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            duration_s=duration,
-            metrics={},
-            skipped={c.id: f"run {status}" for c in rep.claims},
-            figures=[],
-            notes=[],
-            root=root,
+    """A record, in the child's run folder, for a child that died before writing its own."""
+    atomic_write_text(
+        path,
+        _dumps(
+            build_record(
+                rep,
+                preset,
+                status=status,
+                error=error,
+                config=None,
+                overrides={},
+                seed=None,
+                device=None,
+                device_name=None,
+                started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                duration_s=duration,
+                metrics={},
+                skipped={c.id: f"run {status}" for c in rep.claims},
+                figures=[],
+                notes=[],
+                root=root,
+            )
         ),
-        results_dir(root),
     )
 
 

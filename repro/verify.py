@@ -103,6 +103,7 @@ def _rerun(rep: Reproduction, preset: str, committed: dict, out_base: Path) -> d
     env = {
         **os.environ,
         "REPRO_RESULTS": str(out_base),
+        "REPRO_RUNS": str(out_base / "runs"),
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": str(committed.get("threads") or 1),
     }

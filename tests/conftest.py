@@ -71,6 +71,8 @@ def fake_repros(kb_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REPRO_PAPERS", "fakepapers")
     monkeypatch.setenv("REPRO_ROOT", str(kb_root))
     monkeypatch.delenv("REPRO_RESULTS", raising=False)
+    monkeypatch.delenv("REPRO_RUNS", raising=False)
+    monkeypatch.delenv("REPRO_RUN_DIR", raising=False)
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])
     )

@@ -71,14 +71,17 @@ def test_run_writes_results_with_verdicts(fake_repros, capsys):
         ["run", "fake-good", "--steps=2", "--flag=true", "--no-progress"], capsys
     )
     assert code == 0
-    data = json.loads((fake_repros / "results" / "fake-good" / "quick.json").read_text())
+    # a run with overrides is kept in the local history, not in results/
+    assert not (fake_repros / "results" / "fake-good").exists()
+    (run,) = (fake_repros / "runs" / "fake-good").glob("*-quick")
+    data = json.loads((run / "quick.json").read_text())
     assert data["status"] == "ok"
     assert data["config"] == {"steps": 2, "seeds": 3, "scale": 1.0, "label": "x", "flag": True}
     verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
     assert verdicts == {"value": "reproduced", "small": "fail"}
     value = data["claims"][0]
     assert value["kind"] == "finding" and value["n"] == 3 and len(value["interval"]) == 2
-    assert "results:" in out
+    assert "local run only (run with overrides)" in out
     for key in ("device", "versions", "commit", "seed", "duration_s", "started", "code_hash"):
         assert key in data
 
@@ -92,7 +95,9 @@ def test_dry_run_prints_config(fake_repros, capsys):
 def test_crash_in_process_is_recorded(fake_repros, capsys):
     code, out, _ = run_cli(["run", "fake-crash", "--no-progress"], capsys)
     assert code == 1
-    data = json.loads((fake_repros / "results" / "fake-crash" / "quick.json").read_text())
+    assert not (fake_repros / "results" / "fake-crash").exists()
+    (run,) = (fake_repros / "runs" / "fake-crash").glob("*-quick")
+    data = json.loads((run / "quick.json").read_text())
     assert data["status"] == "crashed"
     assert "deliberate failure" in data["error"]
     assert data["metrics"] == {"value": 2.0}  # kept, but it decides nothing:

@@ -38,14 +38,23 @@ def test_all_survives_crash_hang_and_nan(fake_repros):
     results = fake_repros / "results"
     good = json.loads((results / "fake-good" / "quick.json").read_text())
     assert good["status"] == "ok" and good["claims"][0]["verdict"] == "reproduced"
-    hang = json.loads((results / "fake-hang" / "quick.json").read_text())
+    # failed runs are kept in the local run history, never in results/
+    for name in ("fake-hang", "fake-nan-metrics", "fake-crash"):
+        assert not (results / name).exists()
+    hang = last_run(fake_repros, "fake-hang")
     assert hang["status"] == "timeout"
     assert hang["metrics"] == {"value": 5.0}  # what it finished before the timeout is kept
-    nan = json.loads((results / "fake-nan-metrics" / "quick.json").read_text())
+    nan = last_run(fake_repros, "fake-nan-metrics")
     assert nan["status"] == "nan" and "value" in nan["error"]
-    crash = json.loads((results / "fake-crash" / "quick.json").read_text())
+    crash = last_run(fake_repros, "fake-crash")
     assert "deliberate failure" in crash["error"]
     assert (results / "_all-quick.json").exists()
+
+
+def last_run(root, rep_id: str, preset: str = "quick") -> dict:
+    runs = sorted((root / "runs" / rep_id).glob(f"*-{preset}"))
+    assert runs, f"no local run of {rep_id}"
+    return json.loads((runs[-1] / f"{preset}.json").read_text())
 
 
 def test_rules_decide_verdicts():
@@ -105,3 +114,69 @@ def test_time_limit_guards_quick_and_leaves_full_presets_alone(fake_repros):
     assert time_limit(rep, "quick", None) == rep.timeout_s
     assert time_limit(rep, "full", None) is None  # sized for quick; full may take an hour
     assert time_limit(rep, "full", 30.0) == 30.0  # an explicit --timeout always wins
+
+
+# --------------------------------------------------------------------------- results safety
+def _committed(fake_repros):
+    """Commit a good result of fake-good, and return (path, its bytes)."""
+    from repro import cli
+
+    assert cli.main(["run", "fake-good", "--no-progress", "--quiet"]) == 0
+    path = fake_repros / "results" / "fake-good" / "quick.json"
+    return path, path.read_bytes()
+
+
+def test_a_run_with_overrides_leaves_the_committed_result_alone(fake_repros, capsys):
+    from repro import cli
+
+    path, before = _committed(fake_repros)
+    assert cli.main(["run", "fake-good", "--steps=7", "--no-progress"]) == 0
+    assert path.read_bytes() == before
+    out = capsys.readouterr().out
+    assert "local run only (run with overrides)" in out and "is unchanged" in out
+    assert last_run(fake_repros, "fake-good")["overrides"] == {"steps": "7"}
+
+
+def test_a_crash_leaves_the_committed_result_alone(fake_repros, monkeypatch):
+    from repro import cli, runner
+
+    path, before = _committed(fake_repros)
+
+    def boom(*a, **k):
+        raise RuntimeError("the device fell over")
+
+    monkeypatch.setattr("repro.common.pick_device", boom)
+    assert cli.main(["run", "fake-good", "--no-progress", "--quiet"]) == 1
+    assert path.read_bytes() == before
+    assert "the device fell over" in last_run(fake_repros, "fake-good")["error"]
+    del runner
+
+
+def test_an_interrupt_keeps_what_it_finished_locally(fake_repros, monkeypatch):
+    import fakepapers.good.run as good_run
+
+    from repro import cli
+
+    path, before = _committed(fake_repros)
+
+    def interrupted(cfg, ctx):
+        ctx.metrics["value"] = [3.0]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(good_run, "main", interrupted)
+    assert cli.main(["run", "fake-good", "--no-progress", "--quiet"]) == 130
+    assert path.read_bytes() == before
+    rec = last_run(fake_repros, "fake-good")
+    assert rec["status"] == "interrupted" and rec["metrics"] == {"value": [3.0]}
+
+
+def test_nan_leaves_the_committed_result_alone(fake_repros, monkeypatch):
+    import fakepapers.good.run as good_run
+
+    from repro import cli
+
+    path, before = _committed(fake_repros)
+    monkeypatch.setattr(good_run, "main", lambda cfg, ctx: {"value": [float("nan")] * 3})
+    assert cli.main(["run", "fake-good", "--no-progress", "--quiet"]) == 3
+    assert path.read_bytes() == before
+    assert last_run(fake_repros, "fake-good")["status"] == "nan"

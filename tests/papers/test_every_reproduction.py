@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from repro.registry import all_reproductions
-from repro.results import read_result, result_path
+from repro.results import read_result
 
 REPS = all_reproductions()
 
@@ -473,7 +473,8 @@ def test_runs_end_to_end_at_its_tiny_preset(rep_id: str, tmp_path: Path):
         preset, overrides = "quick", TINY[rep_id]
     env = {
         **os.environ,
-        "REPRO_RESULTS": str(tmp_path),
+        "REPRO_RESULTS": str(tmp_path / "results"),
+        "REPRO_RUNS": str(tmp_path / "runs"),
         "OMP_NUM_THREADS": "1",
         "TRITON_INTERPRET": "1",  # FlashAttention's Triton kernels, on the CPU
     }
@@ -486,7 +487,10 @@ def test_runs_end_to_end_at_its_tiny_preset(rep_id: str, tmp_path: Path):
         env=env,
         timeout=900,
     )
-    data, warn = read_result(result_path(rep_id, preset, tmp_path))
+    # a run with overrides stays in the local run history: read its record there
+    runs = sorted((tmp_path / "runs" / rep_id).glob(f"*-{preset}"))
+    assert runs, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data, warn = read_result(runs[-1] / f"{preset}.json")
     assert data is not None, warn or proc.stdout[-2000:] + proc.stderr[-2000:]
     assert data["status"] == "ok", data.get("error")
     rows = {c["id"]: c for c in data["claims"]}
