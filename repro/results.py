@@ -150,6 +150,7 @@ def build_record(
     notes: list[str],
     root: Path,
     threads: int | None = None,
+    provenance: tuple[str | None, bool, str | None] | None = None,
 ) -> dict[str, Any]:
     """The one place a results record is made (a finished run and a child that died alike).
 
@@ -158,15 +159,14 @@ def build_record(
     import dataclasses
 
     from repro.claims import judge
-    from repro.provenance import code_hash
     from repro.runner import git_commit, library_versions
 
-    commit, dirty = git_commit(root)
     cfg = dataclasses.asdict(config) if config is not None else None
-    try:
-        chash = code_hash(rep, preset, config) if config is not None else None
-    except (LookupError, ValueError):
-        chash = None
+    if provenance is not None:
+        commit, dirty, chash = provenance
+    else:
+        commit, dirty = git_commit(root)
+        chash = code_fingerprint(rep, preset, config)
     claims = judge(rep.claims, metrics, skipped, preset=preset, device=device, status=status)
     return jsonable(
         {
@@ -196,6 +196,17 @@ def build_record(
             "notes": notes,
         }
     )
+
+
+def code_fingerprint(rep, preset: str, config: Any) -> str | None:
+    from repro.provenance import code_hash
+
+    if config is None:
+        return None
+    try:
+        return code_hash(rep, preset, config)
+    except (LookupError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------- re-judging

@@ -119,6 +119,12 @@ def run_one(
     cfg = rep.make_config(preset, overrides)
     root = root or project_root()
     base = results_dir(root)
+    # What produces this run, read before it starts: the code it loads is what is on disk
+    # now, and an edit made while it runs must not be credited to (or blamed on) it.
+    from repro.results import code_fingerprint
+
+    commit, dirty = git_commit(root)
+    provenance = (commit, dirty, code_fingerprint(rep, preset, cfg))
     started = dt.datetime.now(dt.UTC)
     # Every run writes into its own folder of the local history first (figures in
     # <run>/<preset>/, the record in <run>/<preset>.json); `repro all` names the folder.
@@ -179,6 +185,7 @@ def run_one(
         notes=ctx.notes,
         root=root,
         threads=_threads(),
+        provenance=provenance,
     )
     result["run_dir"] = str(run_dir)
     atomic_write_text(run_dir / f"{preset}.json", _dumps(result))
