@@ -400,11 +400,16 @@ def cmd_all(args) -> int:
 
         def wants(rep) -> bool:
             res = load_result(rep.id, args.preset)
-            return res is None or res.get("status") != "ok" or staleness(rep, res) is not None
+            return (
+                res is None
+                or res.get("status") != "ok"
+                or bool(res.get("dirty"))
+                or staleness(rep, res) is not None
+            )
 
         reps = [r for r in reps if wants(r)]
         print(
-            f"--stale: {len(reps)} reproduction(s) with a missing, failed or stale "
+            f"--stale: {len(reps)} reproduction(s) with a missing, failed, dirty or stale "
             f"{args.preset} result" + (f": {', '.join(r.id for r in reps)}" if reps else ""),
             file=sys.stderr,
         )
@@ -652,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--stale",
         action="store_true",
-        help="only those whose result is missing, failed, or made by other code (stale)",
+        help="only those whose result is missing, failed, from a dirty tree, or stale",
     )
 
     s = sub.add_parser(
