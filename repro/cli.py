@@ -328,10 +328,18 @@ def cmd_run(args, extra: list[str]) -> int:
         rep = _resolve(args.paper, kb)
     except UnknownReproduction as e:
         return _err(str(e))
+    import dataclasses as _dc
+
+    miss = _option_near_miss(overrides, [f.name for f in _dc.fields(rep.config)])
+    if miss:
+        return _err(miss)
     try:
         cfg = rep.make_config(args.preset, overrides)
     except (ConfigError, ValueError) as e:
         return _err(f"{rep.id}: {e}")
+    problem = _device_problem(args.device, check_available=not args.dry_run)
+    if problem:
+        return _err(problem)
     if args.dry_run:
         import dataclasses
 
@@ -394,6 +402,16 @@ def cmd_all(args) -> int:
     if args.exclude:
         skip = set(args.exclude.split(","))
         reps = [r for r in reps if r.id not in skip]
+    lacking = [r.id for r in reps if args.preset not in r.presets]
+    if lacking:
+        have = sorted(set.intersection(*(set(r.presets) for r in reps))) if reps else []
+        return _err(
+            f"--preset {args.preset}: not declared by {', '.join(lacking[:5])}"
+            f"{' …' if len(lacking) > 5 else ''}; choose one of {', '.join(have)}"
+        )
+    problem = _device_problem(args.device, check_available=True)
+    if problem:
+        return _err(problem)
     if args.stale:
         from repro.provenance import staleness
         from repro.results import load_result
@@ -474,6 +492,9 @@ def cmd_bench(args, extra: list[str]) -> int:
         rep = _resolve(args.paper, _kb())
     except UnknownReproduction as e:
         return _err(str(e))
+    problem = _device_problem(args.device, check_available=True)
+    if problem:
+        return _err(problem)
     if not rep.bench:
         with_bench = sorted(
             r.id
@@ -616,10 +637,60 @@ def cmd_schema(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: what is wrong, and where the help is."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def _device_problem(device: str, check_available: bool) -> str | None:
+    """Why ``--device`` cannot be used, or None."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        return f"--device {device}: unknown device; use {DEVICES}"
+    if check_available and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"--device {device}: no CUDA device is available here; use --device cpu"
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            return f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+    if check_available and device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            return "--device mps: MPS is not available here; use --device cpu"
+    return None
+
+
+RUN_OPTIONS = ("preset", "device", "seed", "dry-run", "no-progress", "quiet")
+
+
+def _option_near_miss(overrides: dict[str, str], fields: list[str]) -> str | None:
+    """``--presets=full`` is a mistyped option, not a config field: say which option."""
+    import difflib
+
+    for key in overrides:
+        if key.replace("-", "_") in fields:
+            continue
+        close = difflib.get_close_matches(key, RUN_OPTIONS, n=1, cutoff=0.75)
+        if close:
+            return f"--{key}: no such option or config field; did you mean --{close[0]}?"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="repro", description="Paper cards whose claims are re-measured by code."
-    )
+    from repro import __version__
+
+    p = _Parser(prog="repro", description="Paper cards whose claims are re-measured by code.")
+    p.add_argument("--version", action="version", version=f"repro {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("list", help="cards and reproduction status (fast, no torch)")
@@ -694,10 +765,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _command_near_miss(word: str) -> str | None:
+    """`repro lsit`: a mistyped command, unless it names a reproduction."""
+    import difflib
+
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.75)
+    if not close:
+        return None
+    from repro.registry import UnknownReproduction, resolve
+
+    try:
+        resolve(word)
+        return None
+    except UnknownReproduction:
+        return f"no command or reproduction called {word!r}; did you mean `repro {close[0]}`?"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `graph` and `new` parse their own arguments (and their own --help)
+    if argv and argv[0] in ("graph", "new"):
+        try:
+            if argv[0] == "graph":
+                from repro.graph.cli import main as graph_main
+
+                return graph_main(argv[1:])
+            from repro.scaffold import main as new_main
+
+            return new_main(argv[1:])
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     # `repro <paper> ...` is short for `repro run <paper> ...`
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        hint = _command_near_miss(argv[0])
+        if hint:
+            return _err(hint)
         argv = ["run", *argv]
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

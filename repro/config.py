@@ -110,10 +110,37 @@ def build_config(cls: type, preset: Mapping[str, Any], overrides: Mapping[str, s
             hint = f" (did you mean --{close[0]}?)" if close else ""
             raise ConfigError(f"unknown key --{raw_key}{hint}; valid keys: {', '.join(names)}")
         values[key] = _parse(str(text), hints[key], raw_key)
+        _check_range(key, raw_key, values[key])
     for key, value in values.items():
         if not _check_type(value, hints[key]):
             raise ConfigError(f"{key}={value!r} does not match its type {hints[key]}")
     return cls(**values)
+
+
+# Valid ranges, by what a field's name says it counts (every reproduction names its fields
+# this way): counts of steps, seeds, layers, ... are at least 1, learning rates and budgets
+# are positive, fractions and probabilities lie in [0, 1]. Checked on values a user passes.
+_COUNTS = ("steps", "seeds", "layers", "heads", "repeats", "rounds", "trials", "epochs", "draws")
+_AT_LEAST_ONE = {"batch", "batch_size", "n_layer", "n_head", "d_model", "seq_len", "vocab_size"}
+
+
+def _check_range(key: str, raw_key: str, value: Any) -> None:
+    def scalars(v):
+        return v if isinstance(v, tuple) else (v,)
+
+    last = key.rsplit("_", 1)[-1]
+    for v in scalars(value):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if isinstance(v, int) and (
+            key in _AT_LEAST_ONE or (last in _COUNTS and "warmup" not in key)
+        ):
+            if v < 1:
+                raise ConfigError(f"--{raw_key}={v}: must be at least 1")
+        if (key == "lr" or key.endswith("_lr") or key.endswith("_lrs")) and v <= 0:
+            raise ConfigError(f"--{raw_key}={v}: a learning rate must be positive")
+        if any(w in key for w in ("fraction", "dropout", "prob")) and not 0 <= v <= 1:
+            raise ConfigError(f"--{raw_key}={v}: must lie in [0, 1]")
 
 
 def describe_fields(cls: type) -> list[tuple[str, str, Any]]:
