@@ -149,8 +149,13 @@ def cmd_list(args) -> int:
             "(findings: ✔ reproduced ✘ not ? inconclusive – not checked; checks: pass/fail)",
             title_justify="left",
         )
-        for col in ("card", "year", "title", "reproduction", "last run", "findings", "checks"):
-            table.add_column(col, overflow="fold")
+        con = _console()
+        narrow = con.width < WIDE
+        cols = ("card", "year", "title", "reproduction", "last run", "findings", "checks")
+        if narrow:  # the card id names the paper; the title would wrap over several lines
+            cols = ("card", "year", "last run", "findings", "checks")
+        for col in cols:
+            table.add_column(col, overflow="ellipsis", no_wrap=col in ("card", "title", "findings"))
         for meta, rep, status, c, stale in rows:
             f = g = ""
             if c:
@@ -167,10 +172,15 @@ def cmd_list(args) -> int:
                 g = f"{cc[Verdict.PASS]}/{sum(cc.values())}" + (
                     f" ({cc[Verdict.FAIL]} fail)" if cc[Verdict.FAIL] else ""
                 )
-            title = meta["title"] if len(meta["title"]) < 50 else meta["title"][:47] + "..."
+            title = meta["title"] if len(meta["title"]) < 50 else meta["title"][:47] + "…"
             shown = status + (" (stale)" if stale else "")
-            table.add_row(meta["id"], str(meta["year"]), title, rep.id if rep else "", shown, f, g)
-        _console().print(table)
+            if narrow:
+                table.add_row(meta["id"], str(meta["year"]), shown, f, g)
+            else:
+                table.add_row(
+                    meta["id"], str(meta["year"]), title, rep.id if rep else "", shown, f, g
+                )
+        con.print(table)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if unparsable:
@@ -178,7 +188,69 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _claims_table(result: dict[str, Any] | None, rep, title: str):
+WIDE = 120  # below this many columns, claims are stacked blocks instead of a table
+
+
+def _claims_table(result: dict[str, Any] | None, rep, title: str, width: int | None = None):
+    """The claims as a table on a wide terminal, as stacked blocks on a narrow one."""
+    if (width or WIDE) < WIDE:
+        return _claims_blocks(result, rep, title)
+    return _claims_wide(result, rep, title)
+
+
+def _claims_blocks(result: dict[str, Any] | None, rep, title: str):
+    """One block per claim: verdict and id, then the paper's value, ours and the rule, each
+    on its own wrapped line, readable at 80 columns."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from repro.claims import Verdict
+    from repro.format import fmt_measured
+
+    rows = {c["id"]: c for c in (result or {}).get("claims", [])}
+    color = {
+        Verdict.REPRODUCED: "green",
+        Verdict.PASS: "green",
+        Verdict.NOT_REPRODUCED: "red",
+        Verdict.FAIL: "red",
+    }
+    from rich.table import Table
+
+    parts: list[Any] = [Text(title, style="bold")]
+    for claim in rep.claims:
+        row = rows.get(claim.id)
+        head = Text()
+        if row is None:
+            head.append("(not run)", style="yellow")
+        else:
+            v = Verdict(row["verdict"])
+            head.append(f"{v.symbol} {v.value}", style=color.get(v, "yellow"))
+        head.append(f"  {claim.id}", style="bold")
+        head.append(f"  ({claim.kind})")
+        parts.append(Text(""))
+        parts.append(head)
+        lines = [
+            ("claim", claim.statement),
+            ("paper", f"{claim.paper_value} [{claim.source}]"),
+        ]
+        if row is not None and row.get("measured") is not None:
+            lines.append(("ours", fmt_measured(row)))
+        lines.append(("rule", claim.rule.describe()))
+        preset = (result or {}).get("preset", "quick")
+        for g in claim.gates:
+            lines.append(("gate", f"{g.name}: {g.rule_for(preset).describe()}"))
+        if row is not None and row.get("reason"):
+            lines.append(("why", row["reason"]))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for label, text in lines:
+            grid.add_row(f"  {label}", str(text))
+        parts.append(grid)
+    return Group(*parts)
+
+
+def _claims_wide(result: dict[str, Any] | None, rep, title: str):
     from rich.table import Table
 
     from repro.claims import Verdict
@@ -280,7 +352,7 @@ def cmd_show(args) -> int:
         return 0
     if not results:
         con.print(f"Reproduction [bold]{rep.id}[/] has not been run here: `repro run {rep.id}`")
-        con.print(_claims_table(None, rep, "claims"))
+        con.print(_claims_table(None, rep, "claims", con.width))
         return 0
     for preset, res in sorted(results.items()):
         meta = (
@@ -292,7 +364,7 @@ def cmd_show(args) -> int:
         from repro.provenance import staleness
         from repro.results import verdict_counts
 
-        con.print(_claims_table(res, rep, meta))
+        con.print(_claims_table(res, rep, meta, con.width))
         con.print(summarize_counts(verdict_counts(res)))
         why = staleness(rep, res)
         if why:
@@ -368,7 +440,7 @@ def cmd_run(args, extra: list[str]) -> int:
     title = (
         f"{rep.title} — preset {args.preset} on {result['device_name']}, {result['duration_s']} s"
     )
-    con.print(_claims_table(result, rep, title))
+    con.print(_claims_table(result, rep, title, con.width))
     if status != "ok":
         con.print(f"[red]run {status}[/]: {(result.get('error') or '').strip()}")
     for f in result.get("figures", []):

@@ -161,3 +161,18 @@ def test_every_declaration_is_valid(monkeypatch):
     assert problems == ()
     assert all(isinstance(r, Reproduction) for r in reps.values())
     assert "attention-is-all-you-need" in reps
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_show_and_list_fit_the_terminal(fake_repros, capsys, monkeypatch, width):
+    run_cli(["run", "fake-good", "--no-progress", "--quiet"], capsys)
+    monkeypatch.setenv("COLUMNS", str(width))
+    for argv in (["show", "fake-good"], ["list"]):
+        code, out, _ = run_cli(argv, capsys)
+        assert code == 0
+        assert max(len(line) for line in out.splitlines()) <= width, argv
+    code, out, _ = run_cli(["show", "fake-good"], capsys)
+    if width < 120:  # stacked blocks: the verdict heads each claim
+        assert "✔ reproduced  value  (finding)" in out and "✔ pass  small  (check)" in out
+    else:
+        assert "┃ claim" in out
