@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -195,12 +196,23 @@ def _memory(cfg: BenchConfig, device: str, log) -> list[dict]:
 
     gen = torch.Generator().manual_seed(0)
     rows = []
-    for n in sorted(cfg.mem_lengths):
+    lengths = sorted(cfg.mem_lengths)
+    last: tuple[int, float] | None = None  # (N, seconds) of the latest size, for estimates
+    for i, n in enumerate(lengths):
+        # Each point runs naive and tiled attention (forward + backward): time grows as N².
+        eta = ""
+        if last is not None:
+            n0, t0 = last
+            left = sum(t0 * (m / n0) ** 2 for m in lengths[i:])
+            eta = f" (roughly {left:.0f} s left for the {len(lengths) - i} remaining sizes)"
+        log(f"[{i + 1}/{len(lengths)}] N={n} ...{eta}")
+        t_start = time.perf_counter()
         try:
             p = memory_point(n, cfg.mem_head_dim, cfg.mem_block, True, device, gen)
         except torch.OutOfMemoryError:
             log(f"N={n}: out of memory")
             continue
+        last = (n, time.perf_counter() - t_start)
         p["ratio"] = p["naive_bytes"] / p["tiled_bytes"]
         rows.append(p)
         log(
@@ -278,6 +290,19 @@ def main(overrides: dict, device: str = "auto") -> int:
     from . import kernel  # noqa: F401  (imports triton; its version goes into the results)
 
     log(f"flash-attention bench on {device_name(device)}")
+    # The plan first, so a long run is never a silent one.
+    if gpu:
+        n_timings = len(cfg.head_dims) * len(cfg.causal) * len(cfg.lengths) * len(cfg.providers) * 2
+        log(
+            f"plan: speed at head dims {list(cfg.head_dims)}, causal {list(cfg.causal)}, "
+            f"N = {list(cfg.lengths)}, providers {list(cfg.providers)}, fwd and fwd+bwd "
+            f"({n_timings} timings), then peak memory at N = {sorted(cfg.mem_lengths)}"
+        )
+    else:
+        log(
+            f"plan: no GPU, so memory only: naive vs tiled attention (forward + backward) at "
+            f"N = {sorted(cfg.mem_lengths)}; time grows as N², an estimate follows each size"
+        )
     speed = _gpu_speed(cfg, log) if gpu else []
     if not gpu:
         log("no GPU: memory table only (speed needs the compiled kernel)")
