@@ -101,7 +101,7 @@ def cmd_list(args) -> int:
     from repro.frontmatter import load_light
     from repro.provenance import staleness
     from repro.registry import all_reproductions
-    from repro.results import best_result, latest_results, verdict_counts
+    from repro.results import best_result, latest_local_run, latest_results, verdict_counts
 
     metas, unparsable = load_light()
     reps = all_reproductions()
@@ -121,6 +121,9 @@ def cmd_list(args) -> int:
                 counts = verdict_counts(best)
                 status = best["preset"] if best.get("status") == "ok" else best.get("status", "?")
                 stale = staleness(rep, best)
+                local = latest_local_run(rep.id, best["preset"])
+                if local and local.get("started", "") > best.get("started", ""):
+                    status += " (newer local run)"
         rows.append((meta, rep, status, counts, stale))
     if args.json:
         print(

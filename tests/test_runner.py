@@ -135,6 +135,12 @@ def test_a_run_with_overrides_leaves_the_committed_result_alone(fake_repros, cap
     out = capsys.readouterr().out
     assert "local run only (run with overrides)" in out and "is unchanged" in out
     assert last_run(fake_repros, "fake-good")["overrides"] == {"steps": "7"}
+    # list and show say that a newer local run differs from the committed result
+    assert cli.main(["list", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["fake-good"]["status"] == "quick (newer local run)"
+    assert cli.main(["show", "fake-good"]) == 0
+    assert "a newer local run differs from these results" in capsys.readouterr().out
 
 
 def test_a_crash_leaves_the_committed_result_alone(fake_repros, monkeypatch):
