@@ -128,19 +128,20 @@ def _check_range(key: str, raw_key: str, value: Any) -> None:
     def scalars(v):
         return v if isinstance(v, tuple) else (v,)
 
-    last = key.rsplit("_", 1)[-1]
+    words = key.split("_")
+    last = words[-1]
     for v in scalars(value):
         if isinstance(v, bool) or not isinstance(v, int | float):
             continue
-        if isinstance(v, int) and (
-            key in _AT_LEAST_ONE or (last in _COUNTS and "warmup" not in key)
-        ):
-            if v < 1:
-                raise ConfigError(f"--{raw_key}={v}: must be at least 1")
-        if (key == "lr" or key.endswith("_lr") or key.endswith("_lrs")) and v <= 0:
+        counts = key in _AT_LEAST_ONE or (last in _COUNTS and "warmup" not in words)
+        if isinstance(v, int) and counts and v < 1:
+            raise ConfigError(f"--{raw_key}={v}: must be at least 1")
+        # a rate, not its logarithm (log2_lrs are negative by design)
+        if last in ("lr", "lrs") and not words[0].startswith("log") and v <= 0:
             raise ConfigError(f"--{raw_key}={v}: a learning rate must be positive")
-        if any(w in key for w in ("fraction", "dropout", "prob")) and not 0 <= v <= 1:
-            raise ConfigError(f"--{raw_key}={v}: must lie in [0, 1]")
+        if any(w in ("fraction", "dropout", "prob", "probability") for w in words):
+            if not 0 <= v <= 1:
+                raise ConfigError(f"--{raw_key}={v}: must lie in [0, 1]")
 
 
 def describe_fields(cls: type) -> list[tuple[str, str, Any]]:

@@ -177,7 +177,7 @@ def run_one(
         seed=seed,
         device=ctx.device,
         device_name=dev_name,
-        started=started.isoformat(timespec="seconds"),
+        started=started.isoformat(timespec="microseconds"),
         duration_s=time.perf_counter() - t0,
         metrics=ctx.metrics,
         skipped=ctx.skipped,

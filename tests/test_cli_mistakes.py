@@ -81,3 +81,15 @@ def test_every_subcommand_has_help(capsys):
     for name in cli.COMMANDS:
         assert call([name, "--help"]) == 0, name
         assert "usage" in capsys.readouterr().out.lower(), name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "deepnet", "--probe_batch=2", "--dry-run"],  # "probe" is not a probability
+        ["run", "mup", "--log2_lrs=(-6, -5, -4)", "--dry-run"],  # log learning rates
+        ["run", "on-layer-normalization", "--warmup_steps=0", "--dry-run"],  # no warm-up
+    ],
+)
+def test_valid_values_are_accepted(argv, capsys):
+    assert call(argv) == 0, capsys.readouterr().err
