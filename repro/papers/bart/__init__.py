@@ -153,6 +153,7 @@ REPRO = Reproduction(
             rule=AtMost(1.0),
             unit="model loss / oracle loss, per target token (per seed)",
             kind="finding",
+            gates=(learned_gate("denoiser"),),
         ),
         Claim(
             id="hidden-token-accuracy",
@@ -165,6 +166,7 @@ REPRO = Reproduction(
             rule=AtLeast(2.0),
             unit="hidden-token accuracy / most-frequent-token accuracy (per seed)",
             kind="finding",
+            gates=(learned_gate("denoiser"),),
         ),
         Claim(
             id="infilling-beats-masking",

@@ -352,6 +352,9 @@ def main(cfg, ctx: RunContext) -> None:
             recon_loss_over_entropy=[r["loss"] / base["unigram_entropy"] for r in inf],
             recon_loss_over_copy_oracle=[r["loss"] / base["copy_oracle_loss"] for r in inf],
             hidden_accuracy_over_mode=[r["hidden_accuracy"] / base["mode_accuracy"] for r in inf],
+            # the learned gate of the reconstruction findings: on the hidden tokens, where
+            # only context helps, the denoiser must beat the unigram model by a margin
+            denoiser_below_unigram=[base["unigram_hidden_loss"] - r["hidden_loss"] for r in inf],
         )
         if cfg.finetune_steps:
             ctx.metrics["continuation_perplexity"] = {
