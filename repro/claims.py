@@ -641,6 +641,13 @@ def count_verdicts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int
     return out
 
 
+def add_counts(total: dict[str, dict[str, int]], counts: Mapping[str, Mapping[str, int]]) -> None:
+    """Add one result's counts (``count_verdicts``) into a running total, kind by kind."""
+    for kind, by_verdict in counts.items():
+        for v, n in by_verdict.items():
+            total[kind][v] += n
+
+
 def summarize_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
     """'12 findings: 5 reproduced, 2 not, 4 inconclusive, 1 not checked · 20 checks pass'."""
     f, c = counts[FINDING], counts[CHECK]

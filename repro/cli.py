@@ -97,7 +97,7 @@ def _resolve(name: str, kb=None):
 
 # --------------------------------------------------------------------------- list / show
 def cmd_list(args) -> int:
-    from repro.claims import CHECK, FINDING, Verdict
+    from repro.claims import CHECK, FINDING, FINDING_VERDICTS, Verdict
     from repro.frontmatter import load_light
     from repro.provenance import staleness
     from repro.registry import all_reproductions
@@ -163,15 +163,7 @@ def cmd_list(args) -> int:
             f = g = ""
             if c:
                 fc, cc = c[FINDING], c[CHECK]
-                f = " ".join(
-                    f"{v.symbol}{fc[v]}"
-                    for v in (
-                        Verdict.REPRODUCED,
-                        Verdict.NOT_REPRODUCED,
-                        Verdict.INCONCLUSIVE,
-                        Verdict.NOT_CHECKED,
-                    )
-                )
+                f = " ".join(f"{v.symbol}{fc[v]}" for v in FINDING_VERDICTS)
                 g = f"{cc[Verdict.PASS]}/{sum(cc.values())}" + (
                     f" ({cc[Verdict.FAIL]} fail)" if cc[Verdict.FAIL] else ""
                 )
@@ -532,7 +524,7 @@ def cmd_all(args) -> int:
         root=project_root(),
         on_done=on_done,
     )
-    from repro.claims import CHECK, FINDING, count_verdicts, summarize_counts
+    from repro.claims import add_counts, count_verdicts, summarize_counts
 
     table = Table(title=f"repro all --preset {args.preset}", title_justify="left")
     for col in ("reproduction", "status", "seconds", "verdicts", "message"):
@@ -540,9 +532,7 @@ def cmd_all(args) -> int:
     total = count_verdicts([])
     for o in sorted(outcomes, key=lambda o: o.id):
         c = o.counts or count_verdicts([])
-        for kind in (FINDING, CHECK):
-            for k, v in c[kind].items():
-                total[kind][k] += v
+        add_counts(total, c)
         table.add_row(o.id, o.status, f"{o.duration_s:.1f}", summarize_counts(c), o.message[:120])
     _console().print(table)
     failed = [o for o in outcomes if o.status != "ok"]

@@ -397,7 +397,14 @@ def graph():
 
 
 def _totals_html(page) -> str:
-    from repro.claims import CHECK, FINDING, Verdict, count_verdicts
+    from repro.claims import (
+        CHECK,
+        FINDING,
+        FINDING_VERDICTS,
+        Verdict,
+        add_counts,
+        count_verdicts,
+    )
     from repro.results import verdict_counts
 
     st = state()
@@ -408,25 +415,14 @@ def _totals_html(page) -> str:
         if best is None or rep.id in seen:
             continue
         seen.add(rep.id)
-        c = verdict_counts(best)
-        for kind in (FINDING, CHECK):
-            for k, v in c[kind].items():
-                totals[kind][k] += v
+        add_counts(totals, verdict_counts(best))
         latest = max(latest, best.get("started") or "")
         if best.get("commit"):
             commits.add(best["commit"][:10])
     when = latest[:10] or "never"
     commit = ", ".join(sorted(commits)[:3]) + (" …" if len(commits) > 3 else "")
     f, c = totals[FINDING], totals[CHECK]
-    findings = " · ".join(
-        f"{verdict_html(v)} {f[v]}"
-        for v in (
-            Verdict.REPRODUCED,
-            Verdict.NOT_REPRODUCED,
-            Verdict.INCONCLUSIVE,
-            Verdict.NOT_CHECKED,
-        )
-    )
+    findings = " · ".join(f"{verdict_html(v)} {f[v]}" for v in FINDING_VERDICTS)
     checks = " · ".join(f"{verdict_html(v)} {c[v]}" for v in (Verdict.PASS, Verdict.FAIL))
     return (
         f'<div class="totals" markdown="0"><p><strong>{len(st["kb"].cards)}</strong> paper cards, '
