@@ -33,6 +33,8 @@ COMMANDS = (
     "bench",
     "new",
     "schema",
+    "submit",
+    "results",
 )
 
 
@@ -502,6 +504,43 @@ def cmd_all(args) -> int:
             return 0
     # Longest first, so that two workers finish together.
     reps.sort(key=lambda r: -r.timeout_s)
+    if args.shard:
+        from repro.shard import parse_shard, select
+
+        try:
+            i, n = parse_shard(args.shard)
+        except ValueError as e:
+            return _err(str(e))
+        reps, loads = select(reps, args.preset, i, n)
+        print(
+            f"--shard {i}/{n}: {len(reps)} reproduction(s), about {loads[i - 1]:.0f} s "
+            f"(shards: {', '.join(f'{x:.0f}' for x in loads)} s)",
+            file=sys.stderr,
+        )
+    if args.dry_run:
+        from repro.shard import estimate_s
+
+        for r in reps:
+            print(f"{r.id}\t{args.preset}\t~{estimate_s(r, args.preset):.0f} s")
+        print(f"dry run: {len(reps)} reproduction(s) would run ({args.executor})", file=sys.stderr)
+        return 0
+    cluster = None
+    if args.executor != "local":
+        from repro.cluster import ClusterError, load_options
+
+        try:
+            cluster = load_options(args.cluster_config, _cluster_flags(args))
+        except ClusterError as e:
+            return _err(str(e))
+    elif (
+        args.no_wait
+        or args.cluster_config
+        or any(v is not None for v in _cluster_flags(args).values())
+    ):
+        return _err(
+            "cluster options (--partition, --cpus, --cluster-config, --no-wait, ...) need "
+            "--executor slurm (or submitit-local)"
+        )
     done = [0]
 
     def on_done(o):
@@ -514,16 +553,46 @@ def cmd_all(args) -> int:
             flush=True,
         )
 
-    outcomes = run_all(
-        reps,
-        preset=args.preset,
-        timeout=args.timeout,
-        jobs=args.jobs,
-        device=args.device,
-        seed=args.seed,
-        root=project_root(),
-        on_done=on_done,
-    )
+    if cluster is not None:
+        from repro.cluster import ClusterError, run_on_cluster
+
+        def on_submit(rid: str, job_id: str) -> None:
+            print(f"submitted {rid} as job {job_id}", file=sys.stderr, flush=True)
+
+        try:
+            outcomes = run_on_cluster(
+                reps,
+                kind=args.executor,
+                opts=cluster,
+                preset=args.preset,
+                timeout=args.timeout,
+                device=args.device,
+                seed=args.seed,
+                root=project_root(),
+                on_done=on_done,
+                wait=not args.no_wait,
+                on_submit=on_submit,
+            )
+        except ClusterError as e:
+            return _err(str(e))
+        if args.no_wait:
+            print(
+                f"{len(reps)} job(s) submitted; each writes its own record (runs/) and, when "
+                "complete, results/. `repro list` shows them as they land.",
+                file=sys.stderr,
+            )
+            return 0
+    else:
+        outcomes = run_all(
+            reps,
+            preset=args.preset,
+            timeout=args.timeout,
+            jobs=args.jobs,
+            device=args.device,
+            seed=args.seed,
+            root=project_root(),
+            on_done=on_done,
+        )
     from repro.claims import add_counts, count_verdicts, summarize_counts
 
     table = Table(title=f"repro all --preset {args.preset}", title_justify="left")
@@ -542,6 +611,62 @@ def cmd_all(args) -> int:
         + summarize_counts(total)
     )
     return 1 if failed else 0
+
+
+_CLUSTER_FLAGS = {
+    # flag dest -> ClusterOptions field
+    "partition": "partition",
+    "time_min": "time_min",
+    "cpus": "cpus",
+    "gpus": "gpus",
+    "mem_gb": "mem_gb",
+    "account": "account",
+    "qos": "qos",
+    "constraint": "constraint",
+    "nodes": "nodes",
+    "tasks_per_node": "tasks_per_node",
+    "job_folder": "folder",
+}
+
+
+def _cluster_flags(args) -> dict[str, Any]:
+    return {field: getattr(args, dest, None) for dest, field in _CLUSTER_FLAGS.items()}
+
+
+def cmd_submit(args) -> int:
+    """``repro submit -- CMD ...``: one job, one process per task, torch.distributed's variables set."""
+    from repro.cluster import ClusterError, load_options, submit_command
+    from repro.paths import project_root
+
+    argv = list(args.cmd)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    try:
+        opts = load_options(args.cluster_config, _cluster_flags(args))
+        job_id, code = submit_command(
+            argv, kind=args.executor, opts=opts, root=project_root(), wait=not args.no_wait
+        )
+    except ClusterError as e:
+        return _err(str(e))
+    if code is None:
+        print(f"submitted as job {job_id}")
+        return 0
+    print(f"job {job_id} ended with exit code {code}")
+    return code
+
+
+def cmd_results(args) -> int:
+    from repro.merge import MergeError, merge
+    from repro.paths import results_dir
+
+    dest = Path(args.into) if args.into else results_dir()
+    try:
+        lines = merge([Path(d) for d in args.dirs], dest)
+    except MergeError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
 
 
 def cmd_bench(args, extra: list[str]) -> int:
@@ -777,6 +902,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--quiet", action="store_true")
 
+    def cluster_opts(s, all_cmd: bool) -> None:
+        from repro.cluster import EXECUTORS
+
+        g = s.add_argument_group("cluster (submitit)")
+        g.add_argument(
+            "--executor",
+            choices=EXECUTORS if all_cmd else EXECUTORS[1:],
+            default="local" if all_cmd else "slurm",
+            help="local: subprocesses here; slurm: one Slurm job per reproduction; "
+            "submitit-local: the Slurm code path with jobs as local processes (for trying it)",
+        )
+        g.add_argument("--cluster-config", metavar="FILE", help="TOML with a [slurm] table")
+        g.add_argument("--partition")
+        g.add_argument("--time-min", type=float, help="the job's time limit in minutes")
+        g.add_argument("--cpus", type=int, help="CPUs per task (default 2)")
+        g.add_argument("--gpus", type=int, help="GPUs per node (default: 1 with --device cuda)")
+        g.add_argument("--mem-gb", type=float)
+        g.add_argument("--account")
+        g.add_argument("--qos")
+        g.add_argument("--constraint")
+        g.add_argument("--nodes", type=int)
+        g.add_argument("--tasks-per-node", type=int)
+        g.add_argument("--job-folder", help="submitit's logs (default runs/_submitit)")
+        g.add_argument("--no-wait", action="store_true", help="submit and exit")
+
     s = sub.add_parser("all", help="run every reproduction, each in its own process")
     s.add_argument("--preset", default="quick")
     s.add_argument(
@@ -795,6 +945,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only those whose result is missing, failed, from a dirty tree, or stale",
     )
+    s.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the I-th of N disjoint shards, balanced by recorded durations",
+    )
+    s.add_argument("--dry-run", action="store_true", help="print what would run, one per line")
+    cluster_opts(s, all_cmd=True)
 
     s = sub.add_parser(
         "rejudge", help="re-derive stored verdicts from stored metrics and current rules"
@@ -812,6 +969,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-j", "--jobs", type=int, default=2)
 
     sub.add_parser("check", help="validate cards, collections, reproductions and the graph")
+
+    s = sub.add_parser(
+        "submit",
+        help="run a command as a cluster job, one process per task, with torch.distributed's "
+        "variables (e.g. DDP training under Slurm)",
+    )
+    cluster_opts(s, all_cmd=False)
+    s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
+
+    s = sub.add_parser("results", help="results folders: merge those made on other machines")
+    rs = s.add_subparsers(dest="results_command", metavar="merge", required=True)
+    m = rs.add_parser("merge", help="combine results folders (CI shards, cluster downloads)")
+    m.add_argument("dirs", nargs="+", metavar="DIR", help="folders in the results/ layout")
+    m.add_argument("--into", help="destination (default: the project's results/)")
 
     s = sub.add_parser("schema", help="print the card's JSON Schema")
     s.add_argument("-o", "--output")
@@ -893,6 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
             "rejudge": cmd_rejudge,
             "verify": cmd_verify,
             "schema": cmd_schema,
+            "submit": cmd_submit,
+            "results": cmd_results,
         }[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

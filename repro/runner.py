@@ -259,11 +259,13 @@ def _run_child(
     root: Path,
     log_dir: Path,
     threads: int = 1,
+    run_dir: Path | None = None,
+    env_extra: Mapping[str, str] | None = None,
 ) -> Outcome:
     cmd = child_command(rep.id, preset, device, seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{rep.id}.{preset}.log"
-    run_dir = new_run_dir(rep.id, preset, root, dt.datetime.now(dt.UTC))
+    run_dir = run_dir or new_run_dir(rep.id, preset, root, dt.datetime.now(dt.UTC))
     path = run_dir / f"{preset}.json"  # the child's record; results/ only if promoted
     t0 = time.perf_counter()
     env = {
@@ -271,6 +273,7 @@ def _run_child(
         "PYTHONUNBUFFERED": "1",
         "REPRO_ROOT": str(root),
         "REPRO_RUN_DIR": str(run_dir),
+        **(env_extra or {}),
     }
     # Parallel children share the cores: give each its slice so they do not oversubscribe.
     env.setdefault("OMP_NUM_THREADS", str(threads))
@@ -283,12 +286,12 @@ def _run_child(
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            os.killpg(proc.pid, signal.SIGTERM)  # the child writes what it has, then exits
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                code = proc.wait()
+            code = _stop(proc)
+        except BaseException:
+            # This runner is being stopped (Ctrl-C, or a cluster job's time limit): the child
+            # runs in its own session, so stop it too; it writes what it finished.
+            _stop(proc)
+            raise
     dur = time.perf_counter() - t0
     tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
     data, _warn = read_result(path)
@@ -310,6 +313,19 @@ def _run_child(
 
     final, _ = read_result(path)
     return Outcome(rep.id, status, dur, msg, verdict_counts(final))
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    """SIGTERM to the child's process group (it writes its partial record), SIGKILL after 20 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait()
+    except ProcessLookupError:
+        return proc.wait()
 
 
 def _write_failure(
