@@ -408,5 +408,11 @@ def submit_command(
     job = ex.submit(CommandJob(tuple(argv), str(Path.cwd())))
     if not wait:
         return str(job.job_id), None
-    codes = job.results()
+    try:
+        codes = job.results()
+    except Exception as e:  # noqa: BLE001 - the scheduler ended it; say so in one line
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise ClusterError(
+            f"job {job.job_id} ended {_state(job) or 'without a result'}: {last}"
+        ) from None
     return str(job.job_id), int(max(codes, key=lambda c: abs(int(c))))
