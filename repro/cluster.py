@@ -378,7 +378,11 @@ def run_on_cluster(
         if on_done:
             on_done(out)
         outcomes[rep.id] = out
-    return [outcomes[rep.id] for rep, _, _ in jobs]
+    ordered = [outcomes[rep.id] for rep, _, _ in jobs]
+    from repro.runner import write_summary
+
+    write_summary(ordered, preset, root)
+    return ordered
 
 
 def _state(job) -> str:

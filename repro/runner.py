@@ -407,6 +407,12 @@ def run_all(
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         outcomes = list(pool.map(one, reps))
+    write_summary(outcomes, preset, root)
+    return outcomes
+
+
+def write_summary(outcomes: list[Outcome], preset: str, root: Path) -> None:
+    """``results/_all-<preset>.json``: what the last ``repro all`` ran and how each ended."""
     summary = {
         "preset": preset,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -418,4 +424,3 @@ def run_all(
     atomic_write_text(
         results_dir(root) / f"_all-{preset}.json", json.dumps(summary, indent=2) + "\n"
     )
-    return outcomes

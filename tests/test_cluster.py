@@ -58,6 +58,12 @@ def test_slurm_path_keeps_results_when_one_job_crashes_and_one_hangs(fake_repros
     hang = last_run(fake_repros, "fake-hang")
     assert hang["status"] == "timeout" and hang["metrics"] == {"value": 5.0}
     assert "deliberate failure" in last_run(fake_repros, "fake-crash")["error"]
+    summary = json.loads((fake_repros / "results" / "_all-quick.json").read_text())
+    assert {o["id"]: o["status"] for o in summary["outcomes"]} == {
+        "fake-good": "ok",
+        "fake-crash": "crashed",
+        "fake-hang": "timeout",
+    }
 
 
 def test_a_job_the_scheduler_kills_is_recorded_and_others_land(fake_repros, monkeypatch):
