@@ -517,13 +517,6 @@ def cmd_all(args) -> int:
             f"(shards: {', '.join(f'{x:.0f}' for x in loads)} s)",
             file=sys.stderr,
         )
-    if args.dry_run:
-        from repro.shard import estimate_s
-
-        for r in reps:
-            print(f"{r.id}\t{args.preset}\t~{estimate_s(r, args.preset):.0f} s")
-        print(f"dry run: {len(reps)} reproduction(s) would run ({args.executor})", file=sys.stderr)
-        return 0
     cluster = None
     if args.executor != "local":
         from repro.cluster import ClusterError, load_options
@@ -541,6 +534,13 @@ def cmd_all(args) -> int:
             "cluster options (--partition, --cpus, --cluster-config, --no-wait, ...) need "
             "--executor slurm (or submitit-local)"
         )
+    if args.dry_run:
+        from repro.shard import estimate_s
+
+        for r in reps:
+            print(f"{r.id}\t{args.preset}\t~{estimate_s(r, args.preset):.0f} s")
+        print(f"dry run: {len(reps)} reproduction(s) would run ({args.executor})", file=sys.stderr)
+        return 0
     done = [0]
 
     def on_done(o):

@@ -153,7 +153,9 @@ def merge(sources: list[Path], dest: Path) -> list[str]:
     """Check everything, then write; raises MergeError (nothing written) on any problem."""
     p = plan(sources, dest)
     if p.problems:
-        head = f"repro results merge: refused, nothing written ({len(p.problems)} problem(s))"
+        if len(p.problems) == 1:
+            raise MergeError(f"repro results merge: refused, nothing written: {p.problems[0]}")
+        head = f"repro results merge: refused, nothing written ({len(p.problems)} problems)"
         raise MergeError("\n".join([head, *(f"  {x}" for x in p.problems)]))
     lines = apply(p, dest)
     lines.append(f"{len(p.take)} record(s) merged into {dest}, {p.unchanged} already there")

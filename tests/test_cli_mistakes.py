@@ -37,6 +37,18 @@ MISTAKES = [
     (["rejudge", "nope"], "no reproduction called 'nope'"),
     (["verify", "nope"], "no reproduction called 'nope'"),
     (["run", "lora", "stray"], "unexpected argument(s) stray"),
+    (["all", "--shard", "4/3", "--dry-run"], "--shard 4/3: expected I/N with 1 ≤ I ≤ N"),
+    (["all", "--shard", "half", "--dry-run"], "--shard 'half': expected I/N"),
+    (["all", "--executor", "k8s"], "argument --executor: invalid choice: 'k8s'"),
+    (["all", "--partition", "gpu", "--dry-run"], "cluster options (--partition"),
+    (["all", "--executor", "slurm", "--cpus", "0", "--only", "gpt"], "cpus: 0 is not a positive"),
+    (
+        ["all", "--executor", "slurm", "--cluster-config", "nope.toml", "--only", "gpt"],
+        "--cluster-config nope.toml: no such file",
+    ),
+    (["submit", "--executor", "submitit-local"], "give the command after --"),
+    (["results", "merge", "no/such/dir"], "no/such/dir: not a folder"),
+    (["results"], "the following arguments are required: merge"),
 ]
 
 
