@@ -177,7 +177,7 @@ def test_causal_is_bottom_right_and_matches_sdpa():
 def test_kernel_rejects_bad_inputs():
     x = torch.randn(1, 1, 8, 16)
     with pytest.raises(ValueError, match="head dim"):
-        kernel.flash_attention(*(torch.randn(1, 1, 8, 160),) * 3)
+        kernel.flash_attention(*(torch.randn(1, 1, 8, 300),) * 3)
     with pytest.raises(TypeError):
         kernel.flash_attention(x, x.half(), x)
     with pytest.raises(ValueError, match="shapes"):
@@ -189,7 +189,10 @@ def test_kernel_rejects_bad_inputs():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU interpreter switch")
 def test_interpreter_is_on_without_a_gpu():
     assert kernel.INTERPRET and os.environ.get("TRITON_INTERPRET") == "1"
-    assert kernel._meta(torch.empty(1, 1, 1, 80, dtype=torch.bfloat16), True)["UPCAST"]
+    x = torch.empty(1, 1, 1, 80, dtype=torch.bfloat16)
+    pb = kernel._Problem(x, x, cu_q=None, cu_k=None, batch=1, n_q=1, n_k=1, scale=None,
+                         left=-1, right=0)
+    assert pb.meta["UPCAST"]
 
 
 # --------------------------------------------------------------------------- compiled kernels
