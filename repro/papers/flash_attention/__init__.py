@@ -30,6 +30,19 @@ from dataclasses import dataclass
 
 from repro.claims import AtLeast, AtMost, Between, Claim, Reproduction
 
+# The kernels import torch and triton, which `repro list` / `repro check` must not pay for:
+# the public functions load on first use (``from repro.papers.flash_attention import
+# flash_attn_func`` works as usual).
+_KERNEL_API = ("flash_attn_func", "flash_attn_varlen_func", "flash_attention")
+
+
+def __getattr__(name: str):
+    if name in _KERNEL_API:
+        from . import kernel
+
+        return getattr(kernel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 @dataclass(frozen=True)
 class Config:
