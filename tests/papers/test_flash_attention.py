@@ -9,6 +9,7 @@ fails the comparison instead of passing on stale memory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -197,7 +198,7 @@ def test_interpreter_is_on_without_a_gpu():
 
 # --------------------------------------------------------------------------- compiled kernels
 _COMPILE_CHECK = textwrap.dedent("""
-    import os, sys
+    import json, os, sys
     os.environ["TRITON_INTERPRET"] = "0"   # compile for the GPU even though none is here
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import triton
@@ -205,45 +206,83 @@ _COMPILE_CHECK = textwrap.dedent("""
     from repro.papers.flash_attention import kernel as K
     assert not K.INTERPRET
     PTRS = {"Q", "K", "V", "O", "DO", "DQ", "DK", "DV"}
+    # Shared memory a block may use: A100 (sm_80) 163 KiB, H100 (sm_90) 227 KiB.
+    SHARED = {80: 163 * 1024, 90: 227 * 1024}
+    FNS = {"fwd": K._attn_fwd.fn, "dkdv": K._attn_bwd_dkdv.fn, "dq": K._attn_bwd_dq.fn}
 
-    def build(fn, dtype, d, causal, cfg, arch):
-        const = dict(HEAD_DIM=d, HEAD_DIM_PAD=max(16, triton.next_power_of_2(d)))
-        if "CAUSAL" in fn.arg_names:
-            const.update(CAUSAL=causal, UPCAST=False,
+    def build(fn, dtype, d, masks, varlen, tiles, warps, stages, arch):
+        const = dict(HEAD_DIM=d, HEAD_DIM_PAD=max(16, triton.next_power_of_2(d)), VARLEN=varlen)
+        if "HAS_LEFT" in fn.arg_names:
+            const.update(HAS_LEFT=masks[0], HAS_RIGHT=masks[1], UPCAST=False,
                          DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
-        const.update(cfg)
+        const.update(tiles)
         sig = {}
         for n in fn.arg_names:
             sig[n] = ("constexpr" if n in const else f"*{dtype}" if n in PTRS
-                      else "*fp32" if n in ("LSE", "DELTA") else "fp32" if n == "sm_scale"
-                      else "i32")
+                      else "*fp32" if n in ("LSE", "DELTA") else "*i32" if n.startswith("CU_")
+                      else "fp32" if n == "sm_scale" else "i32")
         src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs={
             (fn.arg_names.index(k),): v for k, v in const.items()})
         ck = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                            options=dict(num_warps=cfg.get("w", 4), num_stages=2))
+                            options=dict(num_warps=warps, num_stages=stages))
         return ck.metadata.shared
 
-    # (fp32's exact "ieee" products compile too, but take ~10 s a kernel: left to GPU runs)
-    for arch, dtype, d, causal in ((90, "bf16", 80, True), (80, "fp16", 128, False)):
-        for at in (K._attn_fwd, K._attn_bwd_dkdv, K._attn_bwd_dq):
-            c = at.configs[0]
-            shared = build(at.fn, dtype, d, causal, dict(c.kwargs), arch)
-            assert shared <= 227 * 1024, (at.fn.__name__, shared)
-        build(K._attn_bwd_delta, dtype, d, causal, {"BLOCK_M": 64}, arch)
+    # each job: arch, dtype, head dim, (left, right) masks, varlen, which configs ("all" or
+    # the index of one in its head-dim class)
+    for arch, dtype, d, masks, varlen, which in json.loads(sys.argv[1]):
+        for kind, fn in FNS.items():
+            rows = K.configs_for(kind, max(16, triton.next_power_of_2(d)))
+            for bm, bn, w, s in (rows if which == "all" else [rows[which]]):
+                shared = build(fn, dtype, d, masks, varlen, {"BLOCK_M": bm, "BLOCK_N": bn},
+                               w, s, arch)
+                print(json.dumps([arch, dtype, d, kind, bm, bn, w, s, shared]), flush=True)
+                assert shared <= SHARED[arch], (kind, arch, d, bm, bn, w, s, shared)
+        build(K._attn_bwd_delta, dtype, d, masks, varlen, {"BLOCK_M": 64}, 4, 2, arch)
     print("compiled")
 """)
+
+
+def _compile(jobs, tmp_path):
+    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILE_CHECK, json.dumps(jobs)],
+        env=env, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[")]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the compiled kernels directly")
 def test_kernels_compile_for_gpus(tmp_path):
     """Without a GPU the tests above only exercise the interpreter, which accepts things the
-    compiler rejects. Compile every kernel to a cubin for sm_90 (bf16) and sm_80 (fp16; ptxas
-    ships with triton), with a fresh cache so nothing is taken from an earlier build."""
-    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-c", _COMPILE_CHECK], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
+    compiler rejects. Compile every kernel to a cubin for sm_90 and sm_80 (ptxas ships with
+    triton), with a fresh cache so nothing is taken from an earlier build, and check its shared
+    memory against the GPU's limit: one head dim of each autotune class (≤ 64, ≤ 128, ≤ 256),
+    bf16 and fp16, every mask switch, padded and packed. Here one config per kernel and class;
+    every config of every class is compiled by ``test_every_autotune_config_compiles``
+    (REPRO_FLASH_SWEEP=1; about 40 compilations per GPU, too slow for CI)."""
+    jobs = [
+        [90, "bf16", 80, [False, True], False, 0],  # causal, class 128
+        [80, "fp16", 256, [True, True], True, 0],  # sliding window, packed, class 256
+        [80, "bf16", 59, [True, False], False, 1],  # left window only, class 64
+    ]
+    rows = _compile(jobs, tmp_path)
+    assert len(rows) == 3 * len(jobs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the compiled kernels directly")
+@pytest.mark.skipif(
+    os.environ.get("REPRO_FLASH_SWEEP", "") in ("", "0"),
+    reason="set REPRO_FLASH_SWEEP=1 to compile every autotune config (about 15 CPU-minutes)",
+)
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", [80, 90])
+def test_every_autotune_config_compiles(arch, tmp_path):
+    """Every row of every autotune table, at the largest head dim of its class, compiles for the
+    GPU and fits its shared memory."""
+    jobs = [[arch, "bf16", d, [True, True], False, "all"] for d in (64, 128, 256)]
+    rows = _compile(jobs, tmp_path)
+    assert len(rows) == sum(len(kernel._TABLES[k]) for k in ("fwd", "dkdv", "dq"))
 
 
 @gpu
