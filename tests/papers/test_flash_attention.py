@@ -191,8 +191,9 @@ def test_kernel_rejects_bad_inputs():
 def test_interpreter_is_on_without_a_gpu():
     assert kernel.INTERPRET and os.environ.get("TRITON_INTERPRET") == "1"
     x = torch.empty(1, 1, 1, 80, dtype=torch.bfloat16)
-    pb = kernel._Problem(x, x, cu_q=None, cu_k=None, batch=1, n_q=1, n_k=1, scale=None,
-                         left=-1, right=0)
+    pb = kernel._Problem(
+        x, x, cu_q=None, cu_k=None, batch=1, n_q=1, n_k=1, scale=None, left=-1, right=0
+    )
     assert pb.meta["UPCAST"]
 
 
@@ -415,3 +416,91 @@ def test_declaration_is_consistent():
     assert speed.gpu_only and speed.verify_rtol is None
     assert REPRO.make_config("quick", {}).speed_rounds == 3
     assert REPRO.make_config("full", {}).speed_rounds == 5
+
+
+def test_bench_device_preset_plan_and_dry_run(capsys, tmp_path, monkeypatch):
+    """`repro bench flash-attention --preset device --dry_run` prints the plan with its compile +
+    run estimate, which fits the 6-minute device window, and measures and writes nothing; the
+    slices narrow the plan; unknown values are refused with the field's name."""
+    from repro.cli import main as cli
+    from repro.papers.flash_attention import bench
+
+    monkeypatch.setenv("REPRO_RESULTS", str(tmp_path))
+    assert cli(["bench", "flash-attention", "--preset", "device", "--dry_run"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "plan" in err and "estimate:" in err and "dry run" in err and "kernel compilations" in err
+    )
+    from repro.config import build_config
+
+    cfg = build_config(bench.BenchConfig, bench.PRESETS["device"], {})
+    p = bench.plan(cfg)
+    assert p["total_s"] <= bench.DEVICE_WINDOW_S
+    assert {s["variant"] for s in bench.shapes(cfg)} == {"mha", "gqa", "varlen"}
+    assert p["compiles"] > 0 and p["timings"] == sum(
+        len(bench._providers(cfg, s["variant"])) * 2 for s in bench.shapes(cfg)
+    )
+    narrow = build_config(
+        bench.BenchConfig, {}, {"head_dims": "128", "lengths": "2048", "modes": "fwd"}
+    )
+    assert len(bench.shapes(narrow)) == 2 + 1 + 1  # mha causal off/on, gqa, varlen
+    assert bench.plan(narrow)["timings"] < p["timings"]
+    assert not list(tmp_path.rglob("*.json"))
+    assert cli(["bench", "flash-attention", "--dry_run", "--modes=bwd"]) != 0
+    assert "--modes" in capsys.readouterr().err
+    assert cli(["bench", "flash-attention", "--preset", "fast", "--dry_run"]) != 0
+    assert "choose from device" in capsys.readouterr().err
+
+
+def test_bench_agreement_fails_a_wrong_kernel_and_varlen_lengths():
+    from repro.config import build_config
+    from repro.papers.flash_attention import bench
+
+    cfg = build_config(bench.BenchConfig, {}, {})
+    gen = torch.Generator().manual_seed(0)
+    q, k, v, do = (torch.randn(1, 2, 20, 16, generator=gen) for _ in range(4))
+    good = bench.agreement(
+        lambda *x: kernel.flash_attention(*x, causal=True),
+        lambda *x: F.scaled_dot_product_attention(*x, is_causal=True),
+        (q, k, v), do, cfg,
+    )  # fmt: skip
+    assert good["ok"] == {"fwd": True, "fwd_bwd": True}
+    bad = bench.agreement(
+        lambda *x: F.scaled_dot_product_attention(*x, is_causal=False),  # the wrong mask
+        lambda *x: F.scaled_dot_product_attention(*x, is_causal=True),
+        (q, k, v), do, cfg,
+    )  # fmt: skip
+    assert bad["ok"] == {"fwd": False, "fwd_bwd": False}
+    lengths = bench.varlen_lengths(1024, 16384)
+    assert sum(lengths) == 16384 and max(lengths) <= 1024 and min(lengths) >= 1
+    assert len(set(lengths)) > len(lengths) // 2  # uneven
+
+
+def test_bench_speed_rows_run_end_to_end(monkeypatch):
+    """The GPU speed code (mha, gqa and varlen rows, agreement checks, failed rows) run on the
+    CPU through the interpreter at toy sizes, with the timer replaced by a stub: what the GPU
+    session will execute, minus the clock."""
+    from repro.config import build_config
+    from repro.papers.flash_attention import bench
+
+    monkeypatch.setattr(bench, "DEVICE", DEVICE)
+    monkeypatch.setattr(bench, "time_ms", lambda *a, **k: 1.0)
+    cfg = build_config(
+        bench.BenchConfig,
+        {},
+        {"lengths": "32", "head_dims": "16", "variant_head_dims": "16", "tokens": "64",
+         "model_dim": "64", "providers": "ours,naive,sdpa-flash", "dtype": "fp32"},
+    )  # fmt: skip
+    rows = bench._gpu_speed(cfg, lambda msg: None)
+    by = {(r["variant"], r["provider"], r["causal"], r["mode"]) for r in rows}
+    assert ("gqa", "ours", True, "fwd_bwd") in by and ("varlen", "ours-varlen", True, "fwd") in by
+    assert all(r["ok"] for r in rows if "ok" in r) and all(r["tflops"] for r in rows)
+    gqa = next(r for r in rows if r["variant"] == "gqa")
+    assert gqa["heads"] == 4 and gqa["kv_heads"] == 1
+    summary = bench._summary(rows)
+    assert summary["min_varlen_over_sdpa_flash_padded_fwd"] is not None
+    # a kernel that disagrees with SDPA fails its rows and is not timed
+    monkeypatch.setattr(bench, "relative_diffs", lambda a, b: [1.0, 1.0, 1.0, 1.0])
+    rows = bench._gpu_speed(cfg, lambda msg: None)
+    ours = [r for r in rows if r["provider"] in ("ours", "ours-varlen")]
+    assert ours and all(r["ok"] is False and r["tflops"] is None for r in ours)

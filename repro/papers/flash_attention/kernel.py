@@ -146,11 +146,16 @@ def configs_for(kind: str, head_dim_pad: int) -> list[tuple[int, int, int, int]]
     return [(bm, bn, w, s) for c, bm, bn, w, s in _TABLES[kind] if c == cls]
 
 
+# How many rows of its class the autotuner may try (None: all). A short GPU session (the
+# benchmark's ``device`` preset) sets it low: every config tried is one more compilation.
+TUNE_CONFIGS: int | None = None
+
+
 def _pruner(kind: str):
     def prune(configs, named_args, **kwargs):
         if INTERPRET:
             return configs
-        keep = set(configs_for(kind, kwargs["HEAD_DIM_PAD"]))
+        keep = set(configs_for(kind, kwargs["HEAD_DIM_PAD"])[:TUNE_CONFIGS])
         return [c for c in configs
                 if (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages) in keep]
     return {"early_config_prune": prune}
@@ -644,7 +649,9 @@ def _window(window_size, causal: bool, n_k: int) -> tuple[int, int]:
             f"window_size must be a pair (left, right) of ints >= -1, got {window_size!r}"
         ) from None
     if left < -1 or right < -1:
-        raise ValueError(f"window_size must be a pair of ints >= -1 (-1: unbounded), got {window_size!r}")
+        raise ValueError(
+            f"window_size must be a pair of ints >= -1 (-1: unbounded), got {window_size!r}"
+        )
     left = -1 if left >= n_k else left
     right = -1 if right >= n_k else right
     if causal:
@@ -766,7 +773,9 @@ def _no_extras(dropout_p, softcap, alibi_slopes) -> None:
             "(e.g. dropout_p=p if self.training else 0.0 and train without attention dropout)"
         )
     if softcap:
-        raise NotImplementedError(f"softcap={softcap}: logit soft-capping is not implemented; pass 0.0")
+        raise NotImplementedError(
+            f"softcap={softcap}: logit soft-capping is not implemented; pass 0.0"
+        )
     if alibi_slopes is not None:
         raise NotImplementedError("alibi_slopes: ALiBi biases are not implemented; pass None")
 
@@ -880,9 +889,7 @@ def _check_bhnd(q, k, v) -> None:
     _check_tensors(q, k, v, "(B, H, N, D)", 4)
     shapes = f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
     if q.shape[0] != k.shape[0] or k.shape != v.shape or q.shape[3] != k.shape[3]:
-        raise ValueError(
-            f"shapes do not fit: {shapes} (same B and D; k and v of the same shape)"
-        )
+        raise ValueError(f"shapes do not fit: {shapes} (same B and D; k and v of the same shape)")
     _check_heads(q.shape[1], k.shape[1], shapes)
     if k.shape[2] == 0:
         raise ValueError("k and v need at least one position")
