@@ -388,3 +388,35 @@ def test_tinylm_trains_the_same_with_flash_attn_func():
     assert losses["flash"][-1] < losses["flash"][0]  # it trains
     torch.testing.assert_close(losses["flash"], losses["sdpa"], rtol=2e-5, atol=2e-5)
     assert type(base.blocks[0].attn).forward is CausalSelfAttention.forward  # default untouched
+
+
+# --------------------------------------------------------------------------- bf16-faithful path
+@pytest.mark.skipif(not kernel.INTERPRET, reason="the emulation is the interpreter's")
+def test_interpreter_rounds_p_and_ds_to_bf16_as_the_gpu_does():
+    """Under the interpreter bf16 tiles travel as fp32; the values that enter P·V, Pᵀ·dO, dS·K
+    and dSᵀ·Q are rounded to bf16 on the bits (round to nearest, ties to even), exactly as
+    ``.to(torch.bfloat16)`` does, including ties, tiny and huge values."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def round_kernel(X, Y, N: tl.constexpr):
+        offs = tl.arange(0, N)
+        x = tl.load(X + offs)
+        tl.store(Y + offs, kernel._round_like_input(x, x, True))
+
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(4096, generator=gen) * torch.logspace(-30, 30, 4096)
+    ties = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2**-130 * 3, 3.0e38, 0.0])
+    x = torch.cat([x, ties, torch.zeros(8192 - 4096 - ties.numel())])
+    y = torch.empty_like(x)
+    round_kernel[(1,)](x, y, x.numel())
+    assert torch.equal(y, x.bfloat16().float())
+    # and the kernel's bf16 path is switched on for bf16 inputs only
+    q = torch.randn(1, 4, 1, 16)
+    pb = kernel._Problem(q, q, cu_q=None, cu_k=None, batch=1, n_q=4, n_k=4, scale=None,
+                         left=-1, right=-1)  # fmt: skip
+    assert not pb.meta["UPCAST"]
+    pb = kernel._Problem(q.bfloat16(), q, cu_q=None, cu_k=None, batch=1, n_q=4, n_k=4,
+                         scale=None, left=-1, right=-1)  # fmt: skip
+    assert pb.meta["UPCAST"]
