@@ -420,3 +420,29 @@ def test_interpreter_rounds_p_and_ds_to_bf16_as_the_gpu_does():
     pb = kernel._Problem(q.bfloat16(), q, cu_q=None, cu_k=None, batch=1, n_q=4, n_k=4,
                          scale=None, left=-1, right=-1)  # fmt: skip
     assert pb.meta["UPCAST"]
+
+
+def test_autotune_configs_are_chosen_by_head_dim_class(monkeypatch):
+    """On a GPU the autotuner tries only the rows of the head dim's class (small tiles for big
+    head dims, so they fit shared memory), and at most TUNE_CONFIGS of them."""
+    import triton
+
+    monkeypatch.setattr(kernel, "INTERPRET", False)
+    for kind, table in kernel._TABLES.items():
+        configs = [
+            triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
+            for _, bm, bn, w, s in table
+        ]
+        prune = kernel._pruner(kind)["early_config_prune"]
+        for pad, cls in ((16, 64), (64, 64), (128, 128), (256, 256)):
+            kept = prune(configs, {}, HEAD_DIM_PAD=pad)
+            rows = [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)
+                    for c in kept]  # fmt: skip
+            assert rows == [r[1:] for r in table if r[0] == cls] and rows
+        monkeypatch.setattr(kernel, "TUNE_CONFIGS", 2)
+        assert len(prune(configs, {}, HEAD_DIM_PAD=256)) == 2
+        monkeypatch.setattr(kernel, "TUNE_CONFIGS", None)
+    # the 256 class uses smaller tiles than the 64 class
+    big = [bm * bn for c, bm, bn, _, _ in kernel._FWD_TABLE if c == 256]
+    small = [bm * bn for c, bm, bn, _, _ in kernel._FWD_TABLE if c == 64]
+    assert max(big) < max(small)

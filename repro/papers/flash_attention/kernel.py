@@ -136,8 +136,9 @@ def _configs(kind: str) -> list[triton.Config]:
     if INTERPRET:
         bm, bn = _INTERPRET_TILES[kind]
         return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=4, num_stages=1)]
+    rows = dict.fromkeys(row[1:] for row in _TABLES[kind])  # a row may serve two classes
     return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-            for _, bm, bn, w, s in _TABLES[kind]]
+            for bm, bn, w, s in rows]
 
 
 def configs_for(kind: str, head_dim_pad: int) -> list[tuple[int, int, int, int]]:
@@ -155,9 +156,11 @@ def _pruner(kind: str):
     def prune(configs, named_args, **kwargs):
         if INTERPRET:
             return configs
-        keep = set(configs_for(kind, kwargs["HEAD_DIM_PAD"])[:TUNE_CONFIGS])
-        return [c for c in configs
-                if (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages) in keep]
+        by_row = {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages): c
+                  for c in configs}  # fmt: skip
+        rows = configs_for(kind, kwargs["HEAD_DIM_PAD"])[:TUNE_CONFIGS]
+        return [by_row[r] for r in rows]
+
     return {"early_config_prune": prune}
 
 
