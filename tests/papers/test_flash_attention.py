@@ -9,6 +9,7 @@ fails the comparison instead of passing on stale memory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -177,7 +178,7 @@ def test_causal_is_bottom_right_and_matches_sdpa():
 def test_kernel_rejects_bad_inputs():
     x = torch.randn(1, 1, 8, 16)
     with pytest.raises(ValueError, match="head dim"):
-        kernel.flash_attention(*(torch.randn(1, 1, 8, 160),) * 3)
+        kernel.flash_attention(*(torch.randn(1, 1, 8, 300),) * 3)
     with pytest.raises(TypeError):
         kernel.flash_attention(x, x.half(), x)
     with pytest.raises(ValueError, match="shapes"):
@@ -189,12 +190,16 @@ def test_kernel_rejects_bad_inputs():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU interpreter switch")
 def test_interpreter_is_on_without_a_gpu():
     assert kernel.INTERPRET and os.environ.get("TRITON_INTERPRET") == "1"
-    assert kernel._meta(torch.empty(1, 1, 1, 80, dtype=torch.bfloat16), True)["UPCAST"]
+    x = torch.empty(1, 1, 1, 80, dtype=torch.bfloat16)
+    pb = kernel._Problem(
+        x, x, cu_q=None, cu_k=None, batch=1, n_q=1, n_k=1, scale=None, left=-1, right=0
+    )
+    assert pb.meta["UPCAST"]
 
 
 # --------------------------------------------------------------------------- compiled kernels
 _COMPILE_CHECK = textwrap.dedent("""
-    import os, sys
+    import json, os, sys
     os.environ["TRITON_INTERPRET"] = "0"   # compile for the GPU even though none is here
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import triton
@@ -202,45 +207,83 @@ _COMPILE_CHECK = textwrap.dedent("""
     from repro.papers.flash_attention import kernel as K
     assert not K.INTERPRET
     PTRS = {"Q", "K", "V", "O", "DO", "DQ", "DK", "DV"}
+    # Shared memory a block may use: A100 (sm_80) 163 KiB, H100 (sm_90) 227 KiB.
+    SHARED = {80: 163 * 1024, 90: 227 * 1024}
+    FNS = {"fwd": K._attn_fwd.fn, "dkdv": K._attn_bwd_dkdv.fn, "dq": K._attn_bwd_dq.fn}
 
-    def build(fn, dtype, d, causal, cfg, arch):
-        const = dict(HEAD_DIM=d, HEAD_DIM_PAD=max(16, triton.next_power_of_2(d)))
-        if "CAUSAL" in fn.arg_names:
-            const.update(CAUSAL=causal, UPCAST=False,
+    def build(fn, dtype, d, masks, varlen, tiles, warps, stages, arch):
+        const = dict(HEAD_DIM=d, HEAD_DIM_PAD=max(16, triton.next_power_of_2(d)), VARLEN=varlen)
+        if "HAS_LEFT" in fn.arg_names:
+            const.update(HAS_LEFT=masks[0], HAS_RIGHT=masks[1], UPCAST=False,
                          DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
-        const.update(cfg)
+        const.update(tiles)
         sig = {}
         for n in fn.arg_names:
             sig[n] = ("constexpr" if n in const else f"*{dtype}" if n in PTRS
-                      else "*fp32" if n in ("LSE", "DELTA") else "fp32" if n == "sm_scale"
-                      else "i32")
+                      else "*fp32" if n in ("LSE", "DELTA") else "*i32" if n.startswith("CU_")
+                      else "fp32" if n == "sm_scale" else "i32")
         src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs={
             (fn.arg_names.index(k),): v for k, v in const.items()})
         ck = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                            options=dict(num_warps=cfg.get("w", 4), num_stages=2))
+                            options=dict(num_warps=warps, num_stages=stages))
         return ck.metadata.shared
 
-    # (fp32's exact "ieee" products compile too, but take ~10 s a kernel: left to GPU runs)
-    for arch, dtype, d, causal in ((90, "bf16", 80, True), (80, "fp16", 128, False)):
-        for at in (K._attn_fwd, K._attn_bwd_dkdv, K._attn_bwd_dq):
-            c = at.configs[0]
-            shared = build(at.fn, dtype, d, causal, dict(c.kwargs), arch)
-            assert shared <= 227 * 1024, (at.fn.__name__, shared)
-        build(K._attn_bwd_delta, dtype, d, causal, {"BLOCK_M": 64}, arch)
+    # each job: arch, dtype, head dim, (left, right) masks, varlen, which configs ("all" or
+    # the index of one in its head-dim class)
+    for arch, dtype, d, masks, varlen, which in json.loads(sys.argv[1]):
+        for kind, fn in FNS.items():
+            rows = K.configs_for(kind, max(16, triton.next_power_of_2(d)))
+            for bm, bn, w, s in (rows if which == "all" else [rows[which]]):
+                shared = build(fn, dtype, d, masks, varlen, {"BLOCK_M": bm, "BLOCK_N": bn},
+                               w, s, arch)
+                print(json.dumps([arch, dtype, d, kind, bm, bn, w, s, shared]), flush=True)
+                assert shared <= SHARED[arch], (kind, arch, d, bm, bn, w, s, shared)
+        build(K._attn_bwd_delta, dtype, d, masks, varlen, {"BLOCK_M": 64}, 4, 2, arch)
     print("compiled")
 """)
+
+
+def _compile(jobs, tmp_path):
+    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILE_CHECK, json.dumps(jobs)],
+        env=env, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[")]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the compiled kernels directly")
 def test_kernels_compile_for_gpus(tmp_path):
     """Without a GPU the tests above only exercise the interpreter, which accepts things the
-    compiler rejects. Compile every kernel to a cubin for sm_90 (bf16) and sm_80 (fp16; ptxas
-    ships with triton), with a fresh cache so nothing is taken from an earlier build."""
-    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-c", _COMPILE_CHECK], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
+    compiler rejects. Compile every kernel to a cubin for sm_90 and sm_80 (ptxas ships with
+    triton), with a fresh cache so nothing is taken from an earlier build, and check its shared
+    memory against the GPU's limit: one head dim of each autotune class (≤ 64, ≤ 128, ≤ 256),
+    bf16 and fp16, every mask switch, padded and packed. Here one config per kernel and class;
+    every config of every class is compiled by ``test_every_autotune_config_compiles``
+    (REPRO_FLASH_SWEEP=1; about 40 compilations per GPU, too slow for CI)."""
+    jobs = [
+        [90, "bf16", 80, [False, True], False, 0],  # causal, class 128
+        [80, "fp16", 256, [True, True], True, 0],  # sliding window, packed, class 256
+        [80, "bf16", 59, [True, False], False, 1],  # left window only, class 64
+    ]
+    rows = _compile(jobs, tmp_path)
+    assert len(rows) == 3 * len(jobs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the compiled kernels directly")
+@pytest.mark.skipif(
+    os.environ.get("REPRO_FLASH_SWEEP", "") in ("", "0"),
+    reason="set REPRO_FLASH_SWEEP=1 to compile every autotune config (about 15 CPU-minutes)",
+)
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", [80, 90])
+def test_every_autotune_config_compiles(arch, tmp_path):
+    """Every row of every autotune table, at the largest head dim of its class, compiles for the
+    GPU and fits its shared memory."""
+    jobs = [[arch, "bf16", d, [True, True], False, "all"] for d in (64, 128, 256)]
+    rows = _compile(jobs, tmp_path)
+    assert len(rows) == sum(len(kernel._TABLES[k]) for k in ("fwd", "dkdv", "dq"))
 
 
 @gpu
@@ -373,3 +416,91 @@ def test_declaration_is_consistent():
     assert speed.gpu_only and speed.verify_rtol is None
     assert REPRO.make_config("quick", {}).speed_rounds == 3
     assert REPRO.make_config("full", {}).speed_rounds == 5
+
+
+def test_bench_device_preset_plan_and_dry_run(capsys, tmp_path, monkeypatch):
+    """`repro bench flash-attention --preset device --dry_run` prints the plan with its compile +
+    run estimate, which fits the 6-minute device window, and measures and writes nothing; the
+    slices narrow the plan; unknown values are refused with the field's name."""
+    from repro.cli import main as cli
+    from repro.papers.flash_attention import bench
+
+    monkeypatch.setenv("REPRO_RESULTS", str(tmp_path))
+    assert cli(["bench", "flash-attention", "--preset", "device", "--dry_run"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "plan" in err and "estimate:" in err and "dry run" in err and "kernel compilations" in err
+    )
+    from repro.config import build_config
+
+    cfg = build_config(bench.BenchConfig, bench.PRESETS["device"], {})
+    p = bench.plan(cfg)
+    assert p["total_s"] <= bench.DEVICE_WINDOW_S
+    assert {s["variant"] for s in bench.shapes(cfg)} == {"mha", "gqa", "varlen"}
+    assert p["compiles"] > 0 and p["timings"] == sum(
+        len(bench._providers(cfg, s["variant"])) * 2 for s in bench.shapes(cfg)
+    )
+    narrow = build_config(
+        bench.BenchConfig, {}, {"head_dims": "128", "lengths": "2048", "modes": "fwd"}
+    )
+    assert len(bench.shapes(narrow)) == 2 + 1 + 1  # mha causal off/on, gqa, varlen
+    assert bench.plan(narrow)["timings"] < p["timings"]
+    assert not list(tmp_path.rglob("*.json"))
+    assert cli(["bench", "flash-attention", "--dry_run", "--modes=bwd"]) != 0
+    assert "--modes" in capsys.readouterr().err
+    assert cli(["bench", "flash-attention", "--preset", "fast", "--dry_run"]) != 0
+    assert "choose from device" in capsys.readouterr().err
+
+
+def test_bench_agreement_fails_a_wrong_kernel_and_varlen_lengths():
+    from repro.config import build_config
+    from repro.papers.flash_attention import bench
+
+    cfg = build_config(bench.BenchConfig, {}, {})
+    gen = torch.Generator().manual_seed(0)
+    q, k, v, do = (torch.randn(1, 2, 20, 16, generator=gen) for _ in range(4))
+    good = bench.agreement(
+        lambda *x: kernel.flash_attention(*x, causal=True),
+        lambda *x: F.scaled_dot_product_attention(*x, is_causal=True),
+        (q, k, v), do, cfg,
+    )  # fmt: skip
+    assert good["ok"] == {"fwd": True, "fwd_bwd": True}
+    bad = bench.agreement(
+        lambda *x: F.scaled_dot_product_attention(*x, is_causal=False),  # the wrong mask
+        lambda *x: F.scaled_dot_product_attention(*x, is_causal=True),
+        (q, k, v), do, cfg,
+    )  # fmt: skip
+    assert bad["ok"] == {"fwd": False, "fwd_bwd": False}
+    lengths = bench.varlen_lengths(1024, 16384)
+    assert sum(lengths) == 16384 and max(lengths) <= 1024 and min(lengths) >= 1
+    assert len(set(lengths)) > len(lengths) // 2  # uneven
+
+
+def test_bench_speed_rows_run_end_to_end(monkeypatch):
+    """The GPU speed code (mha, gqa and varlen rows, agreement checks, failed rows) run on the
+    CPU through the interpreter at toy sizes, with the timer replaced by a stub: what the GPU
+    session will execute, minus the clock."""
+    from repro.config import build_config
+    from repro.papers.flash_attention import bench
+
+    monkeypatch.setattr(bench, "DEVICE", DEVICE)
+    monkeypatch.setattr(bench, "time_ms", lambda *a, **k: 1.0)
+    cfg = build_config(
+        bench.BenchConfig,
+        {},
+        {"lengths": "32", "head_dims": "16", "variant_head_dims": "16", "tokens": "64",
+         "model_dim": "64", "providers": "ours,naive,sdpa-flash", "dtype": "fp32"},
+    )  # fmt: skip
+    rows = bench._gpu_speed(cfg, lambda msg: None)
+    by = {(r["variant"], r["provider"], r["causal"], r["mode"]) for r in rows}
+    assert ("gqa", "ours", True, "fwd_bwd") in by and ("varlen", "ours-varlen", True, "fwd") in by
+    assert all(r["ok"] for r in rows if "ok" in r) and all(r["tflops"] for r in rows)
+    gqa = next(r for r in rows if r["variant"] == "gqa")
+    assert gqa["heads"] == 4 and gqa["kv_heads"] == 1
+    summary = bench._summary(rows)
+    assert summary["min_varlen_over_sdpa_flash_padded_fwd"] is not None
+    # a kernel that disagrees with SDPA fails its rows and is not timed
+    monkeypatch.setattr(bench, "relative_diffs", lambda a, b: [1.0, 1.0, 1.0, 1.0])
+    rows = bench._gpu_speed(cfg, lambda msg: None)
+    ours = [r for r in rows if r["provider"] in ("ours", "ours-varlen")]
+    assert ours and all(r["ok"] is False and r["tflops"] is None for r in ours)

@@ -1,8 +1,19 @@
 """FlashAttention (Dao, Fu, Ermon, Rudra, Ré 2022, arXiv:2205.14135).
 
-What is here: a Triton kernel for the forward and backward pass (``kernel.py``), the paper's
-Algorithms 0, 1, 3 and 4 written out in PyTorch (``reference.py``), the claims below (``run.py``),
-a speed/memory benchmark (``bench.py``, ``repro bench flash-attention``) and a walkthrough.
+What is here: a Triton FlashAttention-2 kernel for the forward and backward pass
+(``kernel.py``), the paper's Algorithms 0, 1, 3 and 4 written out in PyTorch (``reference.py``),
+the claims below (``run.py``), a speed/memory benchmark (``bench.py``, ``repro bench
+flash-attention``) and a walkthrough.
+
+The kernel can be used the way the ``flash-attn`` package is: ``from repro.papers.flash_attention
+import flash_attn_func, flash_attn_varlen_func`` take flash-attn's arguments and layouts
+((batch, seqlen, nheads, headdim), or packed (total_tokens, nheads, headdim) with cu_seqlens),
+both differentiable, with GQA/MQA (fewer K/V heads, read in place, their gradients summed over
+each query group without atomics), variable-length batches without padding, sliding windows
+``window_size=(left, right)`` whose out-of-window tiles are skipped, causal masks aligned
+bottom-right, and head dims up to 256. Not implemented (NotImplementedError): attention
+dropout, ALiBi, soft-capping; no KV-cache or paged-KV entry points. ``flash_attention`` keeps the
+(B, H, N, D) layout of ``scaled_dot_product_attention``.
 
 Claims checked. Six implementation checks (pass/fail) of our own code (kernel exactness, the
 memory growth of our tiled reference, element counts of our algorithms' loads and stores) and
@@ -21,7 +32,8 @@ one finding, the paper's speed result, which only a GPU can measure:
     its smallest speed-up at N ≥ 1k). A wall-clock timing: not compared by ``repro verify``.
 
 On a CPU the kernel runs under Triton's interpreter (see kernel.py), so exactness is checked at
-small shapes; memory is measured on the tiled reference by tracking tensor allocations, and
+small shapes, with P and dS rounded to bf16/fp16 before their products as the GPU kernel does
+(the interpreter would otherwise keep them in fp32, more accurate than what users get); memory is measured on the tiled reference by tracking tensor allocations, and
 speed is not checked. Left out: dropout and the block-sparse variant (§3.3), and the end-to-end
 training results (BERT, GPT-2, Long Range Arena), which need days of GPU time.
 """
@@ -29,6 +41,19 @@ training results (BERT, GPT-2, Long Range Arena), which need days of GPU time.
 from dataclasses import dataclass
 
 from repro.claims import AtLeast, AtMost, Between, Claim, Reproduction
+
+# The kernels import torch and triton, which `repro list` / `repro check` must not pay for:
+# the public functions load on first use (``from repro.papers.flash_attention import
+# flash_attn_func`` works as usual).
+_KERNEL_API = ("flash_attn_func", "flash_attn_varlen_func", "flash_attention")
+
+
+def __getattr__(name: str):
+    if name in _KERNEL_API:
+        from . import kernel
+
+        return getattr(kernel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
