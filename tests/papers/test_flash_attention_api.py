@@ -17,9 +17,11 @@ import os
 import pytest
 import torch
 
+# FlashAttention's error rule (2x / 3x a same-dtype naive implementation's error), shared
+from test_flash_attention import assert_exact as assert_rule
+
 from repro.papers.flash_attention import flash_attn_func, flash_attn_varlen_func, kernel
 
-U = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24}
 SWEEP = os.environ.get("REPRO_FLASH_SWEEP", "") not in ("", "0")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -83,25 +85,6 @@ def three_ways(inputs, do, ours, naive):
         out.backward(do.to(cast or do.dtype))
         res[name] = [out.detach()] + [x.grad for x in leaves]
     return res
-
-
-def assert_rule(res, dtype):
-    """FlashAttention's rule for fp16/bf16: error against float64 at most 2× (3× for gradients)
-    that of standard attention in the same dtype, with one rounding unit of the dtype at the
-    result's scale as the smallest naive error counted. fp32: PyTorch's float32 tolerances."""
-    for i, name in enumerate(("out", "dq", "dk", "dv")):
-        r, ours, naive = res["ref"][i], res["ours"][i], res["naive"][i]
-        assert torch.isfinite(ours).all(), f"{name}: non-finite values (an unwritten element?)"
-        if dtype == torch.float32:
-            torch.testing.assert_close(ours.double(), r, rtol=1.3e-6, atol=1e-5, msg=name)
-            continue
-        err = (ours.double() - r).abs().max().item()
-        err_naive = (naive.double() - r).abs().max().item()
-        floor = U[dtype] * max(r.abs().max().item(), 1.0)
-        factor = 2.0 if name == "out" else 3.0
-        assert err <= factor * max(err_naive, floor), (
-            f"{name}: error {err:.3g} > {factor}× naive {err_naive:.3g} (floor {floor:.3g})"
-        )
 
 
 def draw(gen, *shape, dtype):
