@@ -130,6 +130,8 @@ def counts_html(result: dict | None) -> str:
 def card_header(card) -> str:
     m = card.meta
     parts = [f"# {esc(m.title)}", ""]
+    if m.tldr:
+        parts += [f'<p class="card-tldr">{esc(m.tldr)}</p>', ""]
     meta_bits = [esc(", ".join(m.authors)), esc(str(m.year))]
     if m.venue:
         meta_bits.append(esc(m.venue))
@@ -150,7 +152,120 @@ def card_header(card) -> str:
     return "\n".join(parts)
 
 
+GLOSSARY = {
+    "finding": "a result of the paper, re-measured over several seeds and judged on a 95% "
+    "confidence interval",
+    "check": "an implementation check: a property of our own code (a test), not a reproduction",
+    "quick": "preset quick: small models and at least 3 seeds, minutes on a laptop CPU",
+    "full": "preset full: larger models and at least 5 seeds, closer to the paper's scale",
+    "fresh": "the result was produced by the code as it is now",
+    "stale": "the code or the claims changed since this result was produced; re-run to refresh",
+}
+
+
+def _walkthrough(rep_id: str | None, card_id: str) -> str | None:
+    root = state()["root"] / "notes" / "walkthroughs"
+    for name in (rep_id, card_id):
+        if name and (root / f"{name}.ipynb").is_file():
+            return name
+    return None
+
+
+def code_url(rep, result: dict | None) -> str | None:
+    """The reproduction's folder in the repository at the commit its result recorded
+    (``repo_url`` in mkdocs.yml); None without a repo_url or a commit."""
+    base = (state().get("repo_url") or "").rstrip("/")
+    commit = (result or {}).get("commit")
+    if not base or not commit or not rep.module:
+        return None
+    return f"{base}/tree/{commit}/{rep.module.replace('.', '/')}"
+
+
+def verdict_strip(card_id: str) -> str:
+    """One line under the title: the findings by verdict, the checks, and which run said so."""
+    from repro.claims import CHECK, FINDING, FINDING_VERDICTS, Verdict
+    from repro.results import verdict_counts
+
+    st = state()
+    entry = st["by_card"].get(card_id)
+    card = st["kb"].cards[card_id]
+    walk = _walkthrough(entry[0].id if entry else None, card_id)
+    extra = []
+    if walk:
+        extra.append(f'<a class="vs-link" href="../../walkthroughs/{esc(walk)}/">walkthrough</a>')
+    if card.meta.code:
+        extra.append(f'<a class="vs-link" href="{esc(card.meta.code)}">authors\' code</a>')
+    if entry is None:
+        bits = ['<span class="vs-none">No reproduction checks this paper yet.</span>', *extra]
+        return '<div class="verdict-strip vs-empty" markdown="0">' + " ".join(bits) + "</div>"
+    rep, _results, best = entry
+    if best is None:
+        bits = [
+            f'<span class="vs-none">Reproduction <code>{esc(rep.id)}</code> not run yet.</span>',
+            '<a class="vs-link" href="#what-we-measured">its claims ↓</a>',
+            *extra,
+        ]
+        return '<div class="verdict-strip vs-empty" markdown="0">' + " ".join(bits) + "</div>"
+    counts = verdict_counts(best)
+    f, c = counts[FINDING], counts[CHECK]
+    chips = []
+    labels = {
+        Verdict.REPRODUCED: "reproduced",
+        Verdict.NOT_REPRODUCED: "not reproduced",
+        Verdict.INCONCLUSIVE: "inconclusive",
+        Verdict.NOT_CHECKED: "not checked",
+    }
+    for v in FINDING_VERDICTS:
+        if f[v] or v in (Verdict.REPRODUCED, Verdict.NOT_REPRODUCED, Verdict.INCONCLUSIVE):
+            chips.append(
+                f'<span class="vs-chip verdict-{v.css}" data-verdict="{esc(v.value)}" '
+                f'title="findings {esc(v.value)}">{v.symbol} {f[v]} {labels[v]}</span>'
+            )
+    nf = sum(f.values())
+    nc = sum(c.values())
+    findings = (
+        f'<span class="vs-group"><abbr title="{esc(GLOSSARY["finding"])}">'
+        f"{nf} finding{'s' if nf != 1 else ''}</abbr>: " + " ".join(chips) + "</span>"
+        if nf
+        else '<span class="vs-group">no findings</span>'
+    )
+    checks = ""
+    if nc:
+        fail = f", {c[Verdict.FAIL]} fail" if c[Verdict.FAIL] else ""
+        checks = (
+            f'<span class="vs-group vs-checks"><abbr title="{esc(GLOSSARY["check"])}">checks'
+            f"</abbr> {c[Verdict.PASS]}/{nc} pass{fail}</span>"
+        )
+    preset = str(best.get("preset", "?"))
+    stale = best.get("stale")
+    fresh = (
+        f'<abbr class="stale" title="{esc(GLOSSARY["stale"])}: {esc(stale)}">stale</abbr>'
+        if stale
+        else f'<abbr title="{esc(GLOSSARY["fresh"])}">fresh</abbr>'
+    )
+    status = best.get("status")
+    run = [
+        f'<abbr title="{esc(GLOSSARY.get(preset, "a named set of run settings"))}">'
+        f"preset {esc(preset)}</abbr>",
+        esc(best.get("device_name") or best.get("device") or "?"),
+        esc((best.get("started") or "?")[:10]),
+        fresh,
+    ]
+    if status != "ok":
+        run.append(f'<strong class="stale">run {esc(status)}</strong>')
+    bits = [
+        findings,
+        checks,
+        '<span class="vs-run">' + " · ".join(run) + "</span>",
+        '<a class="vs-link" href="#what-we-measured">claims table ↓</a>',
+        *extra,
+    ]
+    return '<div class="verdict-strip" markdown="0">' + " ".join(b for b in bits if b) + "</div>"
+
+
 def repro_block(card_id: str) -> str:
+    from repro.forest import forest_svg
+
     st = state()
     entry = st["by_card"].get(card_id)
     if entry is None:
@@ -179,22 +294,37 @@ def repro_block(card_id: str) -> str:
     rows = best.get("claims", [])
     findings = [c for c in rows if c.get("kind") != "check"]
     checks = [c for c in rows if c.get("kind") == "check"]
+    code = code_url(rep, best)
     if findings:
         out.append("### Findings: the paper's results, re-measured")
         out.append("")
         out.append(
-            "Measured over seeds; the verdict judges the confidence interval against the rule, "
-            "and a finding whose models did not learn (a failed gate) is *inconclusive*."
+            "Measured over seeds; *ours* is the estimate with its 95% confidence interval. "
+            "The verdict judges the whole interval against the rule fixed before the run "
+            "(hover *rule* or open *Rules and units* below); a finding whose models did not learn "
+            "(a failed gate) is *inconclusive*."
         )
         out.append("")
-        out += _claim_table(findings, best.get("preset", "quick"))
+        out.append(claim_table(findings, code))
+        out.append("")
+        svg = forest_svg(findings, {c.id: c.rule for c in rep.claims})
+        if svg:
+            out.append('<figure class="forest-plot" markdown="0">')
+            out.append(svg)
+            out.append(
+                "<figcaption>Each finding's 95% interval (bar) and estimate (dot, coloured by "
+                "verdict) against the region its rule accepts (shaded; dashed edges are the "
+                "thresholds from the paper; a diamond marks the paper's value). Each row has "
+                "its own scale.</figcaption></figure>"
+            )
+            out.append("")
     if checks:
         out.append("")
         out.append("### Implementation checks: properties of our code")
         out.append("")
         out.append("Correctness tests (pass/fail), not reproductions of the paper.")
         out.append("")
-        out += _claim_table(checks, best.get("preset", "quick"))
+        out.append(claim_table(checks, code))
     out.append("")
     for fig in best.get("figures", []):
         url = f"../results/{rep.id}/{fig}"  # relative to notes/papers/, MkDocs rewrites it
@@ -213,40 +343,75 @@ def repro_block(card_id: str) -> str:
     return "\n".join(out)
 
 
-def _claim_table(rows: list[dict], preset: str) -> list[str]:
-    from repro.format import fmt_measured
+def claim_table(rows: list[dict], code: str | None = None) -> str:
+    """claim | paper | ours | verdict, as one HTML block that fits the content column: the
+    source and code link under the claim, the rule, unit and gates in a tooltip and in a
+    'Rules and units' list below the table (for touch screens)."""
+    from repro.format import fmt_interval, fmt_value
 
-    out = [
-        "| claim | source | paper says | we measured | rule | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
+    kind = "check" if rows and all(r.get("kind") == "check" for r in rows) else "finding"
+    body, notes = [], []
     for c in rows:
-        measured = md_cell(fmt_measured(c, with_unit=False))
+        cid = str(c.get("id", ""))
+        anchor = f"rule-{kind}-{cid}"
         unit = c.get("unit") or ""
-        if unit and c.get("measured") is not None:
-            measured = f"{measured} <small>({md_cell(unit)})</small>"
-        rule = md_cell(c.get("rule", ""))
-        for g in c.get("gates") or []:
-            mark = "✔" if g.get("holds") else ("✘" if g.get("holds") is False else "–")
-            rule += (
-                f"<br><small>gate {md_cell(g.get('name'))}: {md_cell(g.get('rule'))} {mark}</small>"
-            )
+        rule = str(c.get("rule", ""))
+        gates = c.get("gates") or []
+        tip = f"rule: {rule}" + (f"; unit: {unit}" if unit else "")
+        for g in gates:
+            mark = "holds" if g.get("holds") else ("fails" if g.get("holds") is False else "–")
+            tip += f"; gate {g.get('name')}: {g.get('rule')} ({mark})"
+        value = c.get("measured")
+        if value is None:
+            ours = "—"
+        else:
+            ours = f'<span class="ours-est">{esc(fmt_value(value))}</span>'
+            iv = fmt_interval(c)
+            if iv:
+                n = c.get("n")
+                ours += f' <span class="ours-ci">{esc(iv)}{f" n={esc(n)}" if n else ""}</span>'
+        ours += f' <a class="rule-tip" href="#{esc(anchor)}" title="{esc(tip)}">rule</a>'
+        src = esc(c.get("source", ""))
+        if code:
+            src += f' · <a href="{esc(code)}" title="the code that measured it, at the commit of this result">code</a>'
         verdict = verdict_html(c.get("verdict", "?"))
         if c.get("reason"):
-            verdict += f"<br><small>{esc(c['reason'])}</small>"
-        out.append(
-            f"| {md_cell(c.get('statement', c.get('id')))} | {md_cell(c.get('source', ''))} | "
-            f"{md_cell(c.get('paper_value', ''))} | {measured} | {rule} | {verdict} |"
+            verdict += f'<br><small class="verdict-reason">{esc(c["reason"])}</small>'
+        body.append(
+            f'<tr id="claim-{esc(cid)}" data-verdict="{esc(c.get("verdict", ""))}">'
+            f'<td data-label="claim">{esc(c.get("statement", cid))}'
+            f'<br><small class="claim-src">{src}</small></td>'
+            f'<td data-label="paper">{esc(c.get("paper_value", ""))}</td>'
+            f'<td data-label="ours">{ours}</td>'
+            f'<td data-label="verdict">{verdict}</td></tr>'
         )
-    return out
+        gate_txt = "".join(
+            f"; gate <em>{esc(g.get('name'))}</em>: {esc(g.get('rule'))} "
+            f"{'✔' if g.get('holds') else ('✘' if g.get('holds') is False else '–')}"
+            for g in gates
+        )
+        notes.append(
+            f'<li id="{esc(anchor)}"><code>{esc(cid)}</code>: rule {esc(rule)}'
+            f"{'; unit: ' + esc(unit) if unit else ''}{gate_txt}</li>"
+        )
+    return (
+        f'<div class="claims-block" markdown="0"><table class="claims-table claims-{kind}">'
+        "<thead><tr><th>claim</th><th>paper</th><th>ours</th><th>verdict</th></tr></thead>"
+        "<tbody>" + "".join(body) + "</tbody></table>"
+        '<details class="claims-rules"><summary>Rules and units</summary><ul>'
+        + "".join(notes)
+        + "</ul></details></div>"
+    )
 
 
 def result_meta_line(r: dict) -> str:
     commit = (r.get("commit") or "unknown")[:10]
     status = r.get("status", "?")
+    preset = str(r.get("preset"))
     bits = [
-        f"preset <strong>{esc(r.get('preset'))}</strong>",
-        f"run {esc(status)}",
+        f'<abbr title="{esc(GLOSSARY.get(preset, "a named set of run settings"))}">preset '
+        f"<strong>{esc(preset)}</strong></abbr>",
+        "completed" if status == "ok" else f"run {esc(status)}",
         f"on {esc(r.get('device_name') or r.get('device') or '?')}",
         f"{esc((r.get('started') or '?')[:10])}",
         f"commit <code>{esc(commit)}</code>",
@@ -327,9 +492,11 @@ def render_card(markdown: str, card_id: str) -> str:
     card = state()["kb"].cards[card_id]
     body = markdown
     # The card's own notes may not start with an H1: the header provides it.
-    return "\n\n".join(
-        [card_header(card), body.strip(), repro_block(card_id), links_block(card_id)]
-    )
+    header = card_header(card)
+    # The verdict strip goes right under the title (and TL;DR), before the authors line.
+    head, sep, rest = header.partition('<p class="card-meta">')
+    header = head + verdict_strip(card_id) + "\n\n" + sep + rest
+    return "\n\n".join([header, body.strip(), repro_block(card_id), links_block(card_id)])
 
 
 # --------------------------------------------------------------------------- hook events
@@ -340,6 +507,7 @@ def on_config(config) -> Any:
     _STATE.clear()
     try:
         _STATE.update(load_state(root))
+        _STATE["repo_url"] = config.get("repo_url")
     except SiteError as e:  # MkDocs prints a PluginError as one clean message, no traceback
         raise PluginError(str(e)) from None
     return config

@@ -45,13 +45,27 @@ def test_card_page_shows_claims_and_links(fake_repros, monkeypatch):
     cli.main(["run", "fake-good", "--no-progress"])
     _state(fake_repros, monkeypatch)
     page = site.render_card("Notes here.", "fake-good")
-    assert "| the value is at least one | §1 | 1 | 3.01 (95% CI [" in page
+    assert (
+        '<td data-label="claim">the value is at least one<br><small class="claim-src">§1</small>'
+        '</td><td data-label="paper">1</td><td data-label="ours"><span class="ours-est">3.01'
+        '</span> <span class="ours-ci">[2.985, 3.035] n=3</span>' in page
+    )
+    assert 'title="rule: ≥ 1' in page and "rule ≥ 1" in page  # tooltip and the list below
+    # the verdict strip sits under the title, before the authors line
+    strip = page.index('class="verdict-strip"')
+    assert page.index("# ") < strip < page.index('class="card-meta"')
+    assert "✔ 1 reproduced" in page and "checks</abbr> 1/1 pass" in page
+    assert 'href="#what-we-measured"' in page
+    # the forest plot draws the finding's interval against the accepted region (≥ 1)
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="forest"' in page
+    assert 'class="forest-accept"' in page and 'data-claim="value"' in page
     assert "### Findings" in page and "### Implementation checks" in page
     assert "verdict-reproduced" in page and "verdict-pass" in page
     assert "1 finding: 1 reproduced, 0 not, 0 inconclusive · 1 implementation check: 1 pass" in page
     assert "repro run fake-good" in page
     page = site.render_card("Notes.", "transformer")
     assert "No reproduction checks this paper yet" in page
+    assert 'class="verdict-strip vs-empty"' in page and 'class="forest"' not in page
     assert "**Cited by:** [A Paper Title](bert.md) (2018)" in page
 
 
