@@ -705,7 +705,70 @@ def render_math(html_text: str) -> str:
     return _MATH_INLINE.sub(conv(False), html_text)
 
 
+# Text where TeX is code, not maths: code blocks, scripts, styles, and the MathML we wrote.
+_VERBATIM = re.compile(r"(<(pre|code|script|style|textarea|math)\b.*?</\2\s*>)", re.S | re.I)
+_DOLLAR_BLOCK = re.compile(r"(?<![\\$])\$\$(.+?)(?<!\\)\$\$", re.S)
+_DOLLAR_INLINE = re.compile(r"(?<![\\$\w])\$(?![\s$])([^$<>\n]+?)(?<![\s\\])\$(?![\w$])")
+_PAREN_INLINE = re.compile(r"\\\((.+?)\\\)", re.S)
+_BRACKET_BLOCK = re.compile(r"\\\[(.+?)\\\]", re.S)
+
+
+def _outside_verbatim(html_text: str, fn) -> str:
+    parts = _VERBATIM.split(html_text)
+    # split() yields text, whole match, group 2, text, ...: transform the text pieces only
+    out = []
+    i = 0
+    while i < len(parts):
+        out.append(fn(parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+        i += 3
+    return "".join(out)
+
+
+def render_dollar_math(html_text: str) -> str:
+    """TeX written with dollars or \\( \\) in rendered HTML (Jupyter Markdown cells, which
+    mkdocs-jupyter leaves for a JavaScript renderer) to MathML, outside code and scripts."""
+
+    def tex(m: re.Match, display: bool) -> str:
+        return (
+            f'<div class="arithmatex">\\[{m.group(1)}\\]</div>'
+            if display
+            else f'<span class="arithmatex">\\({m.group(1)}\\)</span>'
+        )
+
+    def fn(text: str) -> str:
+        if "$" not in text and "\\(" not in text and "\\[" not in text:
+            return text
+        # \\[ \\( first: the dollar forms are rewritten into them
+        text = _BRACKET_BLOCK.sub(lambda m: tex(m, True), text)
+        text = _PAREN_INLINE.sub(lambda m: tex(m, False), text)
+        text = _DOLLAR_BLOCK.sub(lambda m: tex(m, True), text)
+        return _DOLLAR_INLINE.sub(lambda m: tex(m, False), text)
+
+    return render_math(_outside_verbatim(html_text, fn))
+
+
+def raw_tex(html_text: str) -> list[str]:
+    """TeX left unrendered in a page's text (outside code, scripts and MathML): what a reader
+    would see as dollars and backslashes."""
+    found: list[str] = []
+
+    def fn(text: str) -> str:
+        text = re.sub(r"<[^>]+>", " ", text)  # tags and their attributes are not text
+        for rx in (_DOLLAR_BLOCK, _DOLLAR_INLINE, _PAREN_INLINE, _BRACKET_BLOCK):
+            for m in rx.finditer(text):
+                if re.search(r"[\\^_{}=]|^[A-Za-z]$", m.group(1).strip()):
+                    found.append(m.group(0)[:80])
+        return text
+
+    _outside_verbatim(html_text, fn)
+    return found
+
+
 def on_page_content(html_text: str, page, config, files) -> str:
+    if page.file.src_uri.endswith(".ipynb"):
+        return render_dollar_math(html_text)
     return render_math(html_text)
 
 

@@ -147,3 +147,17 @@ def test_a_quote_of_a_missing_claim_fails_the_build(fake_repros, monkeypatch):
         site.expand_quotes("{{ result: fake-good/quick #valu }}", "notes/papers/x.md")
     with pytest.raises(PluginError, match="no results file results/fake-good/full.json"):
         site.expand_quotes("{{ result: fake-good/full #value }}", "notes/papers/x.md")
+
+
+def test_notebook_tex_becomes_mathml_and_raw_tex_is_found():
+    page = (
+        "<p>For scores $s_1, \\dots, s_N$, it costs $5 or $10, and \\(a^2\\).</p>"
+        "<div>$$\\ell = \\sum_j e^{s_j - m}$$</div>"
+        "<pre><code>x = '$a_1$'</code></pre><script>var t = '${X}$';</script>"
+    )
+    assert len(site.raw_tex(page)) == 3  # the two inline forms and the display block
+    out = site.render_dollar_math(page)
+    assert out.count("<math") == 3 and 'display="block"' in out
+    assert site.raw_tex(out) == []
+    assert "costs $5 or $10" in out  # prices are not maths
+    assert "<code>x = '$a_1$'</code>" in out and "'${X}$'" in out  # code and scripts untouched
