@@ -118,6 +118,45 @@ def verdict_html(v: str) -> str:
     )
 
 
+def badge_html(card_id: str) -> str:
+    """A compact verdict badge for lists of cards: '✔ 2 ✘ 1 ? 3' (findings) and 'checks 4/4';
+    '' for a card without a reproduction. The full sentence is in the tooltip."""
+    from repro.claims import CHECK, FINDING, FINDING_VERDICTS, Verdict, summarize_counts
+    from repro.results import verdict_counts
+
+    entry = state()["by_card"].get(card_id)
+    if entry is None:
+        return ""
+    best = entry[2]
+    if best is None:
+        return '<span class="vbadge vbadge-none" title="reproduction not run yet">not run</span>'
+    counts = verdict_counts(best)
+    f, c = counts[FINDING], counts[CHECK]
+    bits = [
+        f'<span class="verdict-{v.css}">{v.symbol}{f[v]}</span>'
+        for v in FINDING_VERDICTS
+        if f[v]
+    ]
+    if sum(c.values()):
+        bits.append(f'<span class="vbadge-checks">checks {c[Verdict.PASS]}/{sum(c.values())}</span>')
+    title = summarize_counts(counts) + f" (preset {best.get('preset')})"
+    return f'<span class="vbadge" title="{esc(title)}">' + " ".join(bits) + "</span>"
+
+
+_CARD_LINK = re.compile(r'(<a href="(?:\.\./)*papers/([a-z0-9-]+)/"[^>]*>.*?</a>)', re.S)
+
+
+def add_badges(html_text: str) -> str:
+    """A verdict badge after each link to a card (collection, roundup and tags pages)."""
+    cards = state()["kb"].cards
+
+    def one(m: re.Match) -> str:
+        badge = badge_html(m.group(2)) if m.group(2) in cards else ""
+        return m.group(1) + (" " + badge if badge else "")
+
+    return _CARD_LINK.sub(one, html_text)
+
+
 def counts_html(result: dict | None) -> str:
     """'findings ✔ 2 ✘ 1 ? 3 – 0 · checks 5/5 pass' for one result (kinds never summed)."""
     from repro.claims import summarize_counts
@@ -616,10 +655,8 @@ def _timeline_md(page) -> str:
         out.append(f"## {year}")
         out.append("")
         for card in sorted(years[year], key=lambda c: c.meta.title.lower()):
-            entry = st["by_card"].get(card.id)
-            badge = ""
-            if entry and entry[2] is not None:
-                badge = f" — <small>{counts_html(entry[2])}</small>"
+            badge = badge_html(card.id)
+            badge = f" {badge}" if badge else ""
             first = card.meta.authors[0].split()[-1]
             more = " et al." if len(card.meta.authors) > 1 else ""
             out.append(
@@ -668,7 +705,138 @@ def _walkthroughs_md(page) -> str:
     return "\n".join(f"- [{esc(p.stem.replace('-', ' ').title())}]({p.name})" for p in items)
 
 
+def claim_rows() -> list[dict[str, Any]]:
+    """One row per claim of every reproduction: its paper (the first card the reproduction
+    checks), the result's verdict and measurement, or 'not run' from the declaration."""
+    from repro.format import fmt_interval, fmt_value
+
+    st = state()
+    kb = st["kb"]
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for cid, (rep, _results, best) in sorted(st["by_card"].items()):
+        if rep.id in seen:
+            continue
+        seen.add(rep.id)
+        pid = next((p for p in rep.papers if p in kb.cards), cid)
+        card = kb.cards[pid]
+        base = {
+            "card": pid,
+            "paper": card.meta.short or short_title(card.meta.title),
+            "title": card.meta.title,
+            "year": card.meta.year,
+            "tags": list(card.meta.tags),
+            "preset": (best or {}).get("preset", ""),
+        }
+        if best is None:
+            for c in rep.claims:
+                rows.append(
+                    {
+                        **base,
+                        "id": c.id,
+                        "kind": c.kind or "finding",
+                        "statement": c.statement,
+                        "paper_value": c.paper_value,
+                        "ours": "",
+                        "verdict": "not run",
+                    }
+                )
+            continue
+        for c in best.get("claims", []):
+            value = c.get("measured")
+            ours = fmt_value(value) if value is not None else ""
+            if ours and fmt_interval(c):
+                ours += " " + fmt_interval(c)
+            rows.append(
+                {
+                    **base,
+                    "id": c.get("id", ""),
+                    "kind": "check" if c.get("kind") == "check" else "finding",
+                    "statement": c.get("statement", ""),
+                    "paper_value": c.get("paper_value", ""),
+                    "ours": ours,
+                    "verdict": c.get("verdict", "?"),
+                }
+            )
+    return rows
+
+
+def short_title(title: str) -> str:
+    head = title.split(":", 1)[0].strip()
+    return head if len(head) <= 40 else head[:39] + "…"
+
+
+def _claims_html(page) -> str:
+    """The claims explorer: one table, filter selects (hidden until claims.js runs) and
+    sortable headings. Everything is in the page; the script only hides and reorders rows."""
+    from repro.claims import VERDICTS
+
+    rows = claim_rows()
+    prefix = "../" * (page.file.src_uri.count("/") + 1)
+
+    def options(name: str, values) -> str:
+        opts = "".join(f'<option value="{esc(v)}">{esc(label)}</option>' for v, label in values)
+        return (
+            f'<label>{esc(name)} <select data-cx-filter="{esc(name)}">'
+            f'<option value="">all</option>{opts}</select></label>'
+        )
+
+    present = {r["verdict"] for r in rows}
+    verdicts = [(v, v) for v in (*VERDICTS, "not run") if v in present]
+    tags = sorted({t for r in rows for t in r["tags"]})
+    years = sorted({r["year"] for r in rows}, reverse=True)
+    papers = sorted({(r["card"], r["paper"]) for r in rows}, key=lambda p: p[1].lower())
+    body = []
+    for r in rows:
+        from repro.claims import Verdict
+
+        try:
+            v = Verdict(r["verdict"])
+            vcell = f'<span class="verdict verdict-{v.css}">{v.symbol} {esc(v.short)}</span>'
+        except ValueError:
+            vcell = f'<span class="verdict verdict-unknown">{esc(r["verdict"])}</span>'
+        href = f"{prefix}papers/{r['card']}/#claim-{r['id']}"
+        body.append(
+            f'<tr data-verdict="{esc(r["verdict"])}" data-kind="{r["kind"]}" '
+            f'data-tag="{esc(" ".join(r["tags"]))}" data-year="{r["year"]}" '
+            f'data-paper="{esc(r["card"])}">'
+            f'<td data-label="paper"><a href="{esc(href)}" title="{esc(r["title"])}">'
+            f"{esc(r['paper'])}</a></td>"
+            f'<td data-label="year">{r["year"]}</td>'
+            f'<td data-label="claim">{esc(r["statement"])}</td>'
+            f'<td data-label="kind">{r["kind"]}</td>'
+            f'<td data-label="paper says">{esc(r["paper_value"])}</td>'
+            f'<td data-label="ours">{esc(r["ours"]) or "—"}</td>'
+            f'<td data-label="verdict">{vcell}</td></tr>'
+        )
+    n_f = sum(r["kind"] == "finding" for r in rows)
+    return (
+        '<div class="claims-explorer" markdown="0">'
+        '<form class="cx-controls" hidden="">'
+        + options("verdict", verdicts)
+        + options("kind", [("finding", "finding"), ("check", "check")])
+        + options("tag", [(t, t) for t in tags])
+        + options("year", [(str(y), str(y)) for y in years])
+        + options("paper", papers)
+        + '<label>text <input type="search" data-cx-text="" placeholder="word"></label>'
+        '<output class="cx-count"></output></form>'
+        f'<p class="cx-total">{len(rows)} claims: {n_f} findings, {len(rows) - n_f} '
+        "implementation checks.</p>"
+        '<table class="explorer-table"><thead><tr>'
+        + "".join(
+            f'<th><button type="button" data-cx-sort="{i}">{h}</button></th>'
+            for i, h in enumerate(
+                ["paper", "year", "claim", "kind", "paper says", "ours", "verdict"]
+            )
+        )
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
+
+
 MARKERS = {
+    "<!-- repro:claims -->": _claims_html,
     "<!-- repro:graph -->": _graph_html,
     "<!-- repro:totals -->": _totals_html,
     "<!-- repro:timeline -->": _timeline_md,
@@ -767,7 +935,10 @@ def raw_tex(html_text: str) -> list[str]:
 
 
 def on_page_content(html_text: str, page, config, files) -> str:
-    if page.file.src_uri.endswith(".ipynb"):
+    src = page.file.src_uri
+    if src.startswith("collections/") or src == "tags.md":
+        html_text = add_badges(html_text)
+    if src.endswith(".ipynb"):
         return render_dollar_math(html_text)
     return render_math(html_text)
 
@@ -788,6 +959,7 @@ def on_nav(nav, config, files) -> Any:
         "Transformer papers, re-measured",
         "Collections",
         "Papers",
+        "Claims explorer",
         "Citation graph",
         "Timeline",
         "Tags",
