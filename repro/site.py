@@ -133,12 +133,12 @@ def badge_html(card_id: str) -> str:
     counts = verdict_counts(best)
     f, c = counts[FINDING], counts[CHECK]
     bits = [
-        f'<span class="verdict-{v.css}">{v.symbol}{f[v]}</span>'
-        for v in FINDING_VERDICTS
-        if f[v]
+        f'<span class="verdict-{v.css}">{v.symbol}{f[v]}</span>' for v in FINDING_VERDICTS if f[v]
     ]
     if sum(c.values()):
-        bits.append(f'<span class="vbadge-checks">checks {c[Verdict.PASS]}/{sum(c.values())}</span>')
+        bits.append(
+            f'<span class="vbadge-checks">checks {c[Verdict.PASS]}/{sum(c.values())}</span>'
+        )
     title = summarize_counts(counts) + f" (preset {best.get('preset')})"
     return f'<span class="vbadge" title="{esc(title)}">' + " ".join(bits) + "</span>"
 
@@ -683,9 +683,15 @@ def _collections_md(page) -> str:
     for col in order:
         rel = col.path.resolve().relative_to((state()["root"] / "notes").resolve()).as_posix()
         when = f" ({esc(col.meta.date)})" if col.meta.date else ""
-        out.append(
-            f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {_n_papers(len(col.meta.all_members()))}"
+        also = sum(
+            len(s.members)
+            for s in col.meta.sections
+            if s.title.lower().startswith("also mentioned")
         )
+        size = _n_papers(len(col.meta.all_members()) - also)
+        if also:
+            size += f" and {also} also mentioned"
+        out.append(f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {size}")
     return "\n".join(out) if out else "No collections yet."
 
 
