@@ -161,3 +161,16 @@ def test_notebook_tex_becomes_mathml_and_raw_tex_is_found():
     assert site.raw_tex(out) == []
     assert "costs $5 or $10" in out  # prices are not maths
     assert "<code>x = '$a_1$'</code>" in out and "'${X}$'" in out  # code and scripts untouched
+
+
+def test_every_card_has_a_short_name_used_by_the_drawings():
+    kb = cards.load(REPO)
+    assert [c.id for c in kb.cards.values() if not c.meta.short] == []
+    from repro.graph import draw
+    from repro.graph.build import build_graph
+
+    G = build_graph(kb)
+    html_text = draw.full_html(G, lambda cid: f"papers/{cid}/")
+    assert ">GPT-1</text>" in html_text and ">Kaplan scaling laws</text>" in html_text
+    assert ">gpt</text>" not in html_text  # no slugs as labels
+    assert 'class="rg-panel"' in html_text and 'data-verdicts="' in html_text
