@@ -106,6 +106,10 @@ def bibtex(card) -> str:
     return f"@{kind}{{{key},\n{body}\n}}"
 
 
+def _squash(s: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", s.lower())
+
+
 def verdict_html(v: str) -> str:
     from repro.claims import Verdict
 
@@ -168,7 +172,11 @@ def counts_html(result: dict | None) -> str:
 # --------------------------------------------------------------------------- card page
 def card_header(card) -> str:
     m = card.meta
-    parts = [f"# {esc(m.title)}", ""]
+    title = esc(m.title)
+    if m.short and _squash(m.short) not in _squash(m.title):
+        # The name readers search for ("Chinchilla", "GPT-1") when the title lacks it.
+        title += f' <span class="card-short">({esc(m.short)})</span>'
+    parts = [f"# {title}", ""]
     if m.tldr:
         parts += [f'<p class="card-tldr">{esc(m.tldr)}</p>', ""]
     meta_bits = [esc(", ".join(m.authors)), esc(str(m.year))]
@@ -577,6 +585,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             from mkdocs.exceptions import PluginError
 
             raise PluginError(f"notes/{src}: page under papers/ is not a valid card")
+        # Cards rank above pages that merely mention a paper (Material's per-page boost).
+        page.meta.setdefault("search", {}).setdefault("boost", 4)
         return render_card(expand_quotes(markdown, f"notes/{src}"), card_id)
     for marker, render in MARKERS.items():
         if marker in markdown:
