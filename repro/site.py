@@ -228,6 +228,21 @@ def code_url(rep, result: dict | None) -> str | None:
     return f"{base}/tree/{commit}/{rep.module.replace('.', '/')}"
 
 
+def code_ref(rep, result: dict | None) -> str:
+    """HTML naming the code that measured a result: a link at the result's commit where the
+    site knows the repository (``repo_url``), else the folder and commit as text."""
+    if not rep.module:
+        return ""
+    folder = rep.module.replace(".", "/")
+    commit = ((result or {}).get("commit") or "")[:10]
+    url = code_url(rep, result)
+    tip = "the code that measured it, at the commit of this result"
+    if url:
+        return f'<a href="{esc(url)}" title="{esc(tip)}">code</a>'
+    at = f"@{esc(commit)}" if commit else ""
+    return f'<span title="{esc(tip)}">code: <code>{esc(folder)}/</code>{at}</span>'
+
+
 def verdict_strip(card_id: str) -> str:
     """One line under the title: the findings by verdict, the checks, and which run said so."""
     from repro.claims import CHECK, FINDING, FINDING_VERDICTS, Verdict
@@ -341,7 +356,7 @@ def repro_block(card_id: str) -> str:
     rows = best.get("claims", [])
     findings = [c for c in rows if c.get("kind") != "check"]
     checks = [c for c in rows if c.get("kind") == "check"]
-    code = code_url(rep, best)
+    code = code_ref(rep, best)
     if findings:
         out.append("### Findings: the paper's results, re-measured")
         out.append("")
@@ -390,7 +405,7 @@ def repro_block(card_id: str) -> str:
     return "\n".join(out)
 
 
-def claim_table(rows: list[dict], code: str | None = None) -> str:
+def claim_table(rows: list[dict], code: str = "") -> str:
     """claim | paper | ours | verdict, as one HTML block that fits the content column: the
     source and code link under the claim, the rule, unit and gates in a tooltip and in a
     'Rules and units' list below the table (for touch screens)."""
@@ -420,7 +435,7 @@ def claim_table(rows: list[dict], code: str | None = None) -> str:
         ours += f' <a class="rule-tip" href="#{esc(anchor)}" title="{esc(tip)}">rule</a>'
         src = esc(c.get("source", ""))
         if code:
-            src += f' · <a href="{esc(code)}" title="the code that measured it, at the commit of this result">code</a>'
+            src += f" · {code}"
         verdict = verdict_html(c.get("verdict", "?"))
         if c.get("reason"):
             verdict += f'<br><small class="verdict-reason">{esc(c["reason"])}</small>'

@@ -46,8 +46,10 @@ def test_card_page_shows_claims_and_links(fake_repros, monkeypatch):
     _state(fake_repros, monkeypatch)
     page = site.render_card("Notes here.", "fake-good")
     assert (
-        '<td data-label="claim">the value is at least one<br><small class="claim-src">§1</small>'
-        '</td><td data-label="paper">1</td><td data-label="ours"><span class="ours-est">3.01'
+        '<td data-label="claim">the value is at least one<br><small class="claim-src">§1 · ' in page
+    )
+    assert (
+        '<td data-label="paper">1</td><td data-label="ours"><span class="ours-est">3.01'
         '</span> <span class="ours-ci">[2.985, 3.035] n=3</span>' in page
     )
     assert 'title="rule: ≥ 1' in page and "rule ≥ 1" in page  # tooltip and the list below
@@ -174,3 +176,18 @@ def test_every_card_has_a_short_name_used_by_the_drawings():
     assert ">GPT-1</text>" in html_text and ">Kaplan scaling laws</text>" in html_text
     assert ">gpt</text>" not in html_text  # no slugs as labels
     assert 'class="rg-panel"' in html_text and 'data-verdicts="' in html_text
+
+
+def test_claim_rows_name_their_code_at_the_results_commit(fake_repros, monkeypatch):
+    from repro import cli
+
+    cli.main(["run", "fake-good", "--no-progress"])
+    st = _state(fake_repros, monkeypatch)
+    rep, _results, best = st["by_card"]["fake-good"]
+    best["commit"] = "0123456789abcdef0123"  # the fake run is not in a git checkout
+    folder = rep.module.replace(".", "/")
+    page = site.render_card("Notes.", "fake-good")
+    assert f"code: <code>{folder}/</code>@0123456789</span>" in page
+    st["repo_url"] = "https://example.org/team/repro/"
+    page = site.render_card("Notes.", "fake-good")
+    assert f'href="https://example.org/team/repro/tree/{best["commit"]}/{folder}"' in page
