@@ -82,28 +82,10 @@ def md_cell(x: Any) -> str:
 
 
 def bibtex(card) -> str:
-    m = card.meta
-    first = re.sub(r"[^a-z]", "", m.authors[0].split()[-1].lower()) or "anon"
-    word = next((w for w in re.findall(r"[A-Za-z]+", m.title) if len(w) > 3), "paper").lower()
-    key = f"{first}{m.year}{word}"
-    fields = [
-        ("title", "{" + m.title + "}"),
-        ("author", " and ".join(m.authors)),
-        ("year", str(m.year)),
-    ]
-    if m.arxiv:
-        fields += [
-            ("eprint", m.arxiv),
-            ("archivePrefix", "arXiv"),
-            ("url", f"https://arxiv.org/abs/{m.arxiv}"),
-        ]
-    elif m.url:
-        fields.append(("url", m.url))
-    if m.venue:
-        fields.append(("note", m.venue))
-    kind = "misc"
-    body = ",\n".join(f"  {k:<13} = {{{v}}}" for k, v in fields)
-    return f"@{kind}{{{key},\n{body}\n}}"
+    """One card's BibTeX entry (pybtex, LaTeX-escaped; see repro.bib)."""
+    from repro.bib import to_bibtex
+
+    return to_bibtex([card.meta]).strip()
 
 
 def _squash(s: str) -> str:
@@ -580,8 +562,10 @@ def on_files(files, config) -> Any:
     from mkdocs.structure.files import File
 
     kb = state()["kb"]
-    entries = [bibtex(c) for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
-    files.append(File.generated(config, "papers.bib", content="\n\n".join(entries) + "\n"))
+    from repro.bib import to_bibtex
+
+    metas = [c.meta for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
+    files.append(File.generated(config, "papers.bib", content=to_bibtex(metas)))
     base: Path = state()["results_base"]
     if base.is_dir():
         for path in sorted(base.glob("*/*/*")):

@@ -36,7 +36,7 @@ def test_bibtex_entry(kb_root):
     card = cards.load(kb_root).cards["bert"]
     bib = site.bibtex(card)
     assert bib.startswith("@misc{lovelace2018paper,")
-    assert "eprint        = {2001.00001}" in bib
+    assert 'eprint = "2001.00001"' in bib
 
 
 def test_card_page_shows_claims_and_links(fake_repros, monkeypatch):
