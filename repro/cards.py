@@ -80,6 +80,11 @@ class CardMeta(BaseModel):
         description="one line in our own words: what the paper shows (under the title)",
     )
     code: str | None = Field(default=None, description="the authors' code repository (http(s))")
+    figures: dict[str, str] = Field(
+        default_factory=dict,
+        description="caption of each result figure shown on the card, by file name "
+        "(e.g. 'memory.png'); it is also the image's alt text",
+    )
 
     @field_validator("id")
     @classmethod
@@ -117,6 +122,16 @@ class CardMeta(BaseModel):
     def _one_line(cls, v: str | None) -> str | None:
         if v is not None and ("\n" in v or not v):
             raise ValueError("must be one non-empty line")
+        return v
+
+    @field_validator("figures")
+    @classmethod
+    def _figure_captions(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, caption in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+\.(png|svg|jpg)", name):
+                raise ValueError(f"{name!r} is not a figure file name such as 'memory.png'")
+            if not caption or "\n" in caption.strip():
+                raise ValueError(f"caption of {name!r} must be one non-empty line")
         return v
 
     @field_validator("authors", "tags", "cites")

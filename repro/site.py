@@ -370,9 +370,16 @@ def repro_block(card_id: str) -> str:
         out.append("")
         out.append(claim_table(checks, code))
     out.append("")
-    for fig in best.get("figures", []):
-        url = f"../results/{rep.id}/{fig}"  # relative to notes/papers/, MkDocs rewrites it
-        out.append(f"![{esc(Path(fig).stem)}]({url})")
+    card = st["kb"].cards[card_id]
+    figs = shown_figures(rep.id, best)
+    if figs:
+        out.append("### Figures")
+        out.append("")
+        out.append("Click a figure to enlarge it.")
+        out.append("")
+    for fig, default in figs:
+        caption = card.meta.figures.get(Path(fig).name) or default
+        out.append(figure_md(f"../results/{rep.id}/{fig}", caption))
         out.append("")
     others = [p for p in results if p != best.get("preset")]
     for p in others:
@@ -385,6 +392,73 @@ def repro_block(card_id: str) -> str:
     out.append(f"Re-run it: `{cmd} --preset {esc(best.get('preset', 'quick'))}`")
     out.append("")
     return "\n".join(out)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """Width and height from a PNG's header (IHDR), without an imaging library."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def shown_figures(rep_id: str, best: dict | None) -> list[tuple[str, str]]:
+    """The figures a card shows, as (path under results/<rep>/, default caption): the best
+    result's figures, then the benchmark plots (results/<rep>/bench/<device>.png)."""
+    base: Path = state()["results_base"] / rep_id
+    out: list[tuple[str, str]] = []
+    if best is not None:
+        when = (best.get("started") or "?")[:10]
+        dev = best.get("device_name") or best.get("device") or "?"
+        for fig in best.get("figures", []):
+            if (base / fig).is_file():
+                words = Path(fig).stem.replace("_", " ").replace("-", " ")
+                out.append(
+                    (
+                        fig,
+                        f"{words[:1].upper()}{words[1:]}: from our {rep_id} run "
+                        f"(preset {best.get('preset')}, {dev}, {when}).",
+                    )
+                )
+    bench = base / "bench"
+    if bench.is_dir():
+        import json
+
+        for png in sorted(bench.glob("*.png")):
+            meta: dict[str, Any] = {}
+            try:
+                meta = json.loads(png.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                pass
+            what = meta.get("memory_method") or "speed and memory"
+            out.append(
+                (
+                    f"bench/{png.name}",
+                    f"Benchmark on {meta.get('device_name') or png.stem}"
+                    f" ({(meta.get('date') or '?')[:10]}): {what}.",
+                )
+            )
+    return out
+
+
+def figure_md(url: str, caption: str) -> str:
+    """A figure with its caption as alt text and figcaption; a wide multi-panel figure keeps
+    a legible size inside a box that scrolls sideways (and enlarges on click, figures.js)."""
+    path = state()["root"] / "results" / url.split("results/", 1)[1]
+    size = _png_size(path)
+    wide = bool(size and size[0] > 2.4 * size[1])
+    alt = re.sub(r"[\[\]\n]", " ", caption)
+    cls = "result-fig fig-wide" if wide else "result-fig"
+    hint = ' <span class="fig-hint">(wide figure: scroll sideways, or click to enlarge)</span>'
+    return (
+        f'<figure class="{cls}" markdown="span">\n'
+        f"![{esc(alt)}]({url}){{ loading=lazy }}\n"
+        f"<figcaption>{esc(caption)}{hint if wide else ''}</figcaption>\n</figure>"
+    )
 
 
 def claim_table(rows: list[dict], code: str = "") -> str:
@@ -558,7 +632,7 @@ def on_config(config) -> Any:
 
 
 def on_files(files, config) -> Any:
-    """Add result figures so pages can link them and strict mode can check the links."""
+    """Add papers.bib and the result figures the cards show (strict mode checks the links)."""
     from mkdocs.structure.files import File
 
     kb = state()["kb"]
@@ -566,12 +640,15 @@ def on_files(files, config) -> Any:
 
     metas = [c.meta for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
     files.append(File.generated(config, "papers.bib", content=to_bibtex(metas)))
+    # Only the figures a card shows: other presets' and archived figures stay out of the site.
     base: Path = state()["results_base"]
-    if base.is_dir():
-        for path in sorted(base.glob("*/*/*")):
-            if path.suffix.lower() in {".png", ".svg", ".jpg"} and not path.name.startswith("."):
-                rel = path.relative_to(base).as_posix()
-                files.append(File.generated(config, f"results/{rel}", abs_src_path=str(path)))
+    seen: set[str] = set()
+    for rep, _results, best in state()["by_card"].values():
+        for fig, _caption in shown_figures(rep.id, best):
+            rel = f"{rep.id}/{fig}"
+            if rel not in seen:
+                seen.add(rel)
+                files.append(File.generated(config, f"results/{rel}", abs_src_path=str(base / rel)))
     return files
 
 

@@ -288,7 +288,8 @@ def test_no_card_overflows_its_column(browser, site_url, width):
                   const art = document.querySelector('article').getBoundingClientRect();
                   const wide = [...document.querySelectorAll(
                       'article table, article svg, article figure, article img, article td')]
-                    .filter(e => !e.closest('.md-typeset__scrollwrap, pre, .highlight'))
+                    .filter(e => !e.closest('.md-typeset__scrollwrap, pre, .highlight')
+                      && !(e.parentElement && e.parentElement.closest('.fig-wide')))
                     .filter(e => e.getBoundingClientRect().right > art.right + 1)
                     .map(e => e.tagName + '.' + e.className);
                   const clipped = [...document.querySelectorAll('.md-typeset__scrollwrap')]
@@ -382,3 +383,34 @@ def test_screenshots_of_the_main_pages(browser, site_url, width):
         assert v.external() == [] and v.errors == []
     finally:
         v.close()
+
+
+def test_figures_have_captions_alt_text_and_enlarge(visit):
+    page = visit.go("/papers/flash-attention/")
+    figs = page.locator("figure.result-fig")
+    assert figs.count() == 3  # memory, IO and the CPU benchmark plot
+    srcs = figs.locator("img").evaluate_all("xs => xs.map(x => x.getAttribute('src'))")
+    assert any(s.endswith("bench/cpu.png") for s in srcs)
+    for i in range(figs.count()):
+        fig = figs.nth(i)
+        alt = fig.locator("img").get_attribute("alt")
+        assert len(alt.split()) >= 8 and not alt.endswith(".png")  # words, not a file name
+        assert fig.locator("figcaption").inner_text().strip()
+    img = figs.first.locator("img")
+    img.scroll_into_view_if_needed()
+    img.click()
+    overlay = page.locator(".fig-overlay")
+    overlay.wait_for(state="visible")
+    box = overlay.locator("img").bounding_box()
+    assert box["width"] > img.bounding_box()["width"]  # shown larger than in the column
+    page.keyboard.press("Escape")
+    assert page.locator(".fig-overlay").count() == 0
+
+
+def test_every_shipped_image_is_shown_on_a_page(site_dir):
+    site = Path(site_dir)
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html"))
+    shipped = sorted(p.relative_to(site).as_posix() for p in (site / "results").rglob("*.png"))
+    assert shipped, "no result figures in the site"
+    unused = [rel for rel in shipped if rel not in pages]
+    assert unused == []
