@@ -357,11 +357,6 @@ def test_search_chinchilla_finds_the_chinchilla_card_first(visit):
     assert "/papers/chinchilla/" in _search(page, "chinchilla")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: Material's search ranks the efficient-Transformers survey above the "
-    "FlashAttention card for the two-word query (issue 20, item 9)",
-)
 def test_search_flash_attention_finds_the_card_first(visit):
     page = visit.go("/")
     assert "/papers/flash-attention/" in _search(page, "flash attention")
