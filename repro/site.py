@@ -1091,8 +1091,19 @@ def on_nav(nav, config, files) -> Any:
                 if getattr(child, "is_section", False):
                     child.children.sort(key=col_key)
 
+    # A page's title is not known yet when the navigation is built (MkDocs reads the pages
+    # later), so top-level pages are placed by their file, sections by their title.
+    top_files = {
+        "index.md": "Transformer papers, re-measured",
+        "claims.md": "Claims explorer",
+        "graph.md": "Citation graph",
+        "timeline.md": "Timeline",
+        "tags.md": "Tags",
+        "contributing.md": "Contributing",
+    }
+
     def top_key(item):
-        title = str(item.title)
+        title = top_files.get(page_id(item) or "", str(item.title))
         return top_order.index(title) if title in top_order else len(top_order)
 
     nav.items.sort(key=top_key)
