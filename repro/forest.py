@@ -19,8 +19,8 @@ from repro.format import fmt_number
 WIDTH = 640.0
 LABEL_W = 170.0  # left column: the claim's id
 PLOT_L, PLOT_R = LABEL_W + 10.0, WIDTH - 40.0
-ROW_H = 34.0
-TOP = 8.0
+ROW_H = 46.0
+TOP = 14.0
 
 COLOUR = {
     "reproduced": "#1b7f3b",
