@@ -289,13 +289,19 @@ def test_no_card_overflows_its_column(browser, site_url, width):
                   const wide = [...document.querySelectorAll(
                       'article table, article svg, article figure, article img, article td')]
                     .filter(e => !e.closest('.md-typeset__scrollwrap, pre, .highlight')
-                      && !(e.parentElement && e.parentElement.closest('.fig-wide')))
+                      && !(e.parentElement && e.parentElement.closest('.fig-wide, .forest-plot')))
                     .filter(e => e.getBoundingClientRect().right > art.right + 1)
                     .map(e => e.tagName + '.' + e.className);
                   const clipped = [...document.querySelectorAll('.md-typeset__scrollwrap')]
                     .filter(e => e.scrollWidth > e.clientWidth + 1).length;
+                  // Wide figures and the forest plot may be wider than a phone by design, but
+                  // only inside a sideways-scrolling box that itself fits the column.
+                  const boxes = [...document.querySelectorAll('article .fig-wide, article .forest-plot')]
+                    .filter(e => !['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                      || e.getBoundingClientRect().right > art.right + 1)
+                    .map(e => 'box:' + e.className);
                   return [document.documentElement.scrollWidth - window.innerWidth,
-                          wide.slice(0, 3), clipped];
+                          wide.concat(boxes).slice(0, 3), clipped];
                 })()"""
             )
             if res[0] > 0 or res[1] or res[2]:
