@@ -84,8 +84,16 @@
     apply();
 
     // Open on the dense recent years (the right end) rather than on 1991.
+    // The right edge of the view goes just past the right-most label, not to the drawing's
+    // margin, so a phone shows the last two years' papers rather than empty space.
     var scroll = block.querySelector(".rg-scroll");
-    if (scroll) scroll.scrollLeft = scroll.scrollWidth;
+    if (scroll) {
+      var box = scroll.getBoundingClientRect(), right = 0;
+      svg.querySelectorAll(".rg-node").forEach(function (node) {
+        right = Math.max(right, node.getBoundingClientRect().right - box.left + scroll.scrollLeft);
+      });
+      scroll.scrollLeft = right > 0 ? Math.max(0, right + 12 - scroll.clientWidth) : scroll.scrollWidth;
+    }
 
     // A click shows the card in a side panel first; its button opens the card.
     var panel = block.querySelector(".rg-panel");
