@@ -69,6 +69,22 @@ class CardMeta(BaseModel):
     tags: list[str] = Field(min_length=1, description="from notes/tags.yml")
     cites: list[str] = Field(default_factory=list, description="ids of cards this paper cites")
     repro: str | None = Field(default=None, description="id of the reproduction that checks it")
+    short: str | None = Field(
+        default=None,
+        max_length=28,
+        description="short name for drawings and lists, e.g. 'GPT-1', 'Kaplan scaling laws'",
+    )
+    tldr: str | None = Field(
+        default=None,
+        max_length=240,
+        description="one line in our own words: what the paper shows (under the title)",
+    )
+    code: str | None = Field(default=None, description="the authors' code repository (http(s))")
+    figures: dict[str, str] = Field(
+        default_factory=dict,
+        description="caption of each result figure shown on the card, by file name "
+        "(e.g. 'memory.png'); it is also the image's alt text",
+    )
 
     @field_validator("id")
     @classmethod
@@ -94,11 +110,28 @@ class CardMeta(BaseModel):
             )
         return v
 
-    @field_validator("url")
+    @field_validator("url", "code")
     @classmethod
     def _url_http(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^https?://[^\s<>\"']+$", v):
             raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+    @field_validator("short", "tldr")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        if v is not None and ("\n" in v or not v):
+            raise ValueError("must be one non-empty line")
+        return v
+
+    @field_validator("figures")
+    @classmethod
+    def _figure_captions(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, caption in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+\.(png|svg|jpg)", name):
+                raise ValueError(f"{name!r} is not a figure file name such as 'memory.png'")
+            if not caption or "\n" in caption.strip():
+                raise ValueError(f"caption of {name!r} must be one non-empty line")
         return v
 
     @field_validator("authors", "tags", "cites")

@@ -144,6 +144,14 @@ def card_text(cid: str, meta: PaperMeta, tags: list[str], repro_id: str | None) 
         lines.append('arxiv: ""  # e.g. "2205.14135"; or use url: for papers not on arXiv')
     lines.append("tags: [" + ", ".join(tags) + "]  # from notes/tags.yml")
     lines.append("cites: []  # ids of cards this paper's reference list cites")
+    head = (meta.title or "").split(":", 1)[0].strip()
+    if head and len(head) <= 28:
+        lines.append(f"short: {yaml_str(head)}  # the name drawings and lists use")
+    else:
+        lines.append(
+            'short: ""  # the name drawings and lists use, e.g. "GPT-1" (28 chars at most)'
+        )
+    lines.append("# tldr: one line in your own words, shown under the title")
     if repro_id:
         lines.append(f"repro: {repro_id}")
     lines.append("---")

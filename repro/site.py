@@ -82,28 +82,14 @@ def md_cell(x: Any) -> str:
 
 
 def bibtex(card) -> str:
-    m = card.meta
-    first = re.sub(r"[^a-z]", "", m.authors[0].split()[-1].lower()) or "anon"
-    word = next((w for w in re.findall(r"[A-Za-z]+", m.title) if len(w) > 3), "paper").lower()
-    key = f"{first}{m.year}{word}"
-    fields = [
-        ("title", "{" + m.title + "}"),
-        ("author", " and ".join(m.authors)),
-        ("year", str(m.year)),
-    ]
-    if m.arxiv:
-        fields += [
-            ("eprint", m.arxiv),
-            ("archivePrefix", "arXiv"),
-            ("url", f"https://arxiv.org/abs/{m.arxiv}"),
-        ]
-    elif m.url:
-        fields.append(("url", m.url))
-    if m.venue:
-        fields.append(("note", m.venue))
-    kind = "misc"
-    body = ",\n".join(f"  {k:<13} = {{{v}}}" for k, v in fields)
-    return f"@{kind}{{{key},\n{body}\n}}"
+    """One card's BibTeX entry (pybtex, LaTeX-escaped; see repro.bib)."""
+    from repro.bib import to_bibtex
+
+    return to_bibtex([card.meta]).strip()
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
 def verdict_html(v: str) -> str:
@@ -118,6 +104,45 @@ def verdict_html(v: str) -> str:
     )
 
 
+def badge_html(card_id: str) -> str:
+    """A compact verdict badge for lists of cards: '✔ 2 ✘ 1 ? 3' (findings) and 'checks 4/4';
+    '' for a card without a reproduction. The full sentence is in the tooltip."""
+    from repro.claims import CHECK, FINDING, FINDING_VERDICTS, Verdict, summarize_counts
+    from repro.results import verdict_counts
+
+    entry = state()["by_card"].get(card_id)
+    if entry is None:
+        return ""
+    best = entry[2]
+    if best is None:
+        return '<span class="vbadge vbadge-none" title="reproduction not run yet">not run</span>'
+    counts = verdict_counts(best)
+    f, c = counts[FINDING], counts[CHECK]
+    bits = [
+        f'<span class="verdict-{v.css}">{v.symbol}{f[v]}</span>' for v in FINDING_VERDICTS if f[v]
+    ]
+    if sum(c.values()):
+        bits.append(
+            f'<span class="vbadge-checks">checks {c[Verdict.PASS]}/{sum(c.values())}</span>'
+        )
+    title = summarize_counts(counts) + f" (preset {best.get('preset')})"
+    return f'<span class="vbadge" title="{esc(title)}">' + " ".join(bits) + "</span>"
+
+
+_CARD_LINK = re.compile(r'(<a href="(?:\.\./)*papers/([a-z0-9-]+)/"[^>]*>.*?</a>)', re.S)
+
+
+def add_badges(html_text: str) -> str:
+    """A verdict badge after each link to a card (collection, roundup and tags pages)."""
+    cards = state()["kb"].cards
+
+    def one(m: re.Match) -> str:
+        badge = badge_html(m.group(2)) if m.group(2) in cards else ""
+        return m.group(1) + (" " + badge if badge else "")
+
+    return _CARD_LINK.sub(one, html_text)
+
+
 def counts_html(result: dict | None) -> str:
     """'findings ✔ 2 ✘ 1 ? 3 – 0 · checks 5/5 pass' for one result (kinds never summed)."""
     from repro.claims import summarize_counts
@@ -129,7 +154,13 @@ def counts_html(result: dict | None) -> str:
 # --------------------------------------------------------------------------- card page
 def card_header(card) -> str:
     m = card.meta
-    parts = [f"# {esc(m.title)}", ""]
+    title = esc(m.title)
+    if m.short and _squash(m.short) not in _squash(m.title):
+        # The name readers search for ("Chinchilla", "GPT-1") when the title lacks it.
+        title += f' <span class="card-short">({esc(m.short)})</span>'
+    parts = [f"# {title}", ""]
+    if m.tldr:
+        parts += [f'<p class="card-tldr">{esc(m.tldr)}</p>', ""]
     meta_bits = [esc(", ".join(m.authors)), esc(str(m.year))]
     if m.venue:
         meta_bits.append(esc(m.venue))
@@ -150,7 +181,135 @@ def card_header(card) -> str:
     return "\n".join(parts)
 
 
+GLOSSARY = {
+    "finding": "a result of the paper, re-measured over several seeds and judged on a 95% "
+    "confidence interval",
+    "check": "an implementation check: a property of our own code (a test), not a reproduction",
+    "quick": "preset quick: small models and at least 3 seeds, minutes on a laptop CPU",
+    "full": "preset full: larger models and at least 5 seeds, closer to the paper's scale",
+    "fresh": "the result was produced by the code as it is now",
+    "stale": "the code or the claims changed since this result was produced; re-run to refresh",
+}
+
+
+def _walkthrough(rep_id: str | None, card_id: str) -> str | None:
+    root = state()["root"] / "notes" / "walkthroughs"
+    for name in (rep_id, card_id):
+        if name and (root / f"{name}.ipynb").is_file():
+            return name
+    return None
+
+
+def code_url(rep, result: dict | None) -> str | None:
+    """The reproduction's folder in the repository at the commit its result recorded
+    (``repo_url`` in mkdocs.yml); None without a repo_url or a commit."""
+    base = (state().get("repo_url") or "").rstrip("/")
+    commit = (result or {}).get("commit")
+    if not base or not commit or not rep.module:
+        return None
+    return f"{base}/tree/{commit}/{rep.module.replace('.', '/')}"
+
+
+def code_ref(rep, result: dict | None) -> str:
+    """HTML naming the code that measured a result: a link at the result's commit where the
+    site knows the repository (``repo_url``), else the folder and commit as text."""
+    if not rep.module:
+        return ""
+    folder = rep.module.replace(".", "/")
+    commit = ((result or {}).get("commit") or "")[:10]
+    url = code_url(rep, result)
+    tip = "the code that measured it, at the commit of this result"
+    if url:
+        return f'<a href="{esc(url)}" title="{esc(tip)}">code</a>'
+    at = f"@{esc(commit)}" if commit else ""
+    return f'<span title="{esc(tip)}">code: <code>{esc(folder)}/</code>{at}</span>'
+
+
+def verdict_strip(card_id: str) -> str:
+    """One line under the title: the findings by verdict, the checks, and which run said so."""
+    from repro.claims import CHECK, FINDING, FINDING_VERDICTS, Verdict
+    from repro.results import verdict_counts
+
+    st = state()
+    entry = st["by_card"].get(card_id)
+    card = st["kb"].cards[card_id]
+    walk = _walkthrough(entry[0].id if entry else None, card_id)
+    extra = []
+    if walk:
+        extra.append(f'<a class="vs-link" href="../../walkthroughs/{esc(walk)}/">walkthrough</a>')
+    if card.meta.code:
+        extra.append(f'<a class="vs-link" href="{esc(card.meta.code)}">authors\' code</a>')
+    if entry is None:
+        bits = ['<span class="vs-none">No reproduction checks this paper yet.</span>', *extra]
+        return '<div class="verdict-strip vs-empty" markdown="0">' + " ".join(bits) + "</div>"
+    rep, _results, best = entry
+    if best is None:
+        bits = [
+            f'<span class="vs-none">Reproduction <code>{esc(rep.id)}</code> not run yet.</span>',
+            '<a class="vs-link" href="#what-we-measured">its claims ↓</a>',
+            *extra,
+        ]
+        return '<div class="verdict-strip vs-empty" markdown="0">' + " ".join(bits) + "</div>"
+    counts = verdict_counts(best)
+    f, c = counts[FINDING], counts[CHECK]
+    chips = []
+    labels = {
+        Verdict.REPRODUCED: "reproduced",
+        Verdict.NOT_REPRODUCED: "not reproduced",
+        Verdict.INCONCLUSIVE: "inconclusive",
+        Verdict.NOT_CHECKED: "not checked",
+    }
+    for v in FINDING_VERDICTS:
+        if f[v] or v in (Verdict.REPRODUCED, Verdict.NOT_REPRODUCED, Verdict.INCONCLUSIVE):
+            chips.append(
+                f'<span class="vs-chip verdict-{v.css}" data-verdict="{esc(v.value)}" '
+                f'title="findings {esc(v.value)}">{v.symbol} {f[v]} {labels[v]}</span>'
+            )
+    nf = sum(f.values())
+    nc = sum(c.values())
+    findings = (
+        f'<span class="vs-group"><abbr title="{esc(GLOSSARY["finding"])}">'
+        f"{nf} finding{'s' if nf != 1 else ''}</abbr>: " + " ".join(chips) + "</span>"
+        if nf
+        else '<span class="vs-group">no findings</span>'
+    )
+    checks = ""
+    if nc:
+        fail = f", {c[Verdict.FAIL]} fail" if c[Verdict.FAIL] else ""
+        checks = (
+            f'<span class="vs-group vs-checks"><abbr title="{esc(GLOSSARY["check"])}">checks'
+            f"</abbr> {c[Verdict.PASS]}/{nc} pass{fail}</span>"
+        )
+    preset = str(best.get("preset", "?"))
+    stale = best.get("stale")
+    fresh = (
+        f'<abbr class="stale" title="{esc(GLOSSARY["stale"])}: {esc(stale)}">stale</abbr>'
+        if stale
+        else f'<abbr title="{esc(GLOSSARY["fresh"])}">fresh</abbr>'
+    )
+    status = best.get("status")
+    run = [
+        f'<abbr title="{esc(GLOSSARY.get(preset, "a named set of run settings"))}">'
+        f"preset {esc(preset)}</abbr>",
+        esc(best.get("device_name") or best.get("device") or "?"),
+        esc((best.get("started") or "?")[:10]),
+        fresh,
+    ]
+    if status != "ok":
+        run.append(f'<strong class="stale">run {esc(status)}</strong>')
+    bits = [
+        findings,
+        checks,
+        '<span class="vs-run">' + " · ".join(run) + "</span>",
+        '<a class="vs-link" href="#what-we-measured">claims table ↓</a>',
+        *extra,
+    ]
+    return '<div class="verdict-strip" markdown="0">' + " ".join(b for b in bits if b) + "</div>"
+
+
 def repro_block(card_id: str) -> str:
+    from repro.forest import forest_svg
+
     st = state()
     entry = st["by_card"].get(card_id)
     if entry is None:
@@ -179,26 +338,48 @@ def repro_block(card_id: str) -> str:
     rows = best.get("claims", [])
     findings = [c for c in rows if c.get("kind") != "check"]
     checks = [c for c in rows if c.get("kind") == "check"]
+    code = code_ref(rep, best)
     if findings:
         out.append("### Findings: the paper's results, re-measured")
         out.append("")
         out.append(
-            "Measured over seeds; the verdict judges the confidence interval against the rule, "
-            "and a finding whose models did not learn (a failed gate) is *inconclusive*."
+            "Measured over seeds; *ours* is the estimate with its 95% confidence interval. "
+            "The verdict judges the whole interval against the rule fixed before the run "
+            "(hover *rule* or open *Rules and units* below); a finding whose models did not learn "
+            "(a failed gate) is *inconclusive*."
         )
         out.append("")
-        out += _claim_table(findings, best.get("preset", "quick"))
+        out.append(claim_table(findings, code))
+        out.append("")
+        svg = forest_svg(findings, {c.id: c.rule for c in rep.claims})
+        if svg:
+            out.append('<figure class="forest-plot" markdown="0">')
+            out.append(svg)
+            out.append(
+                "<figcaption>Each finding's 95% interval (bar) and estimate (dot, coloured by "
+                "verdict) against the region its rule accepts (shaded; dashed edges are the "
+                "thresholds from the paper; a diamond marks the paper's value). Each row has "
+                "its own scale.</figcaption></figure>"
+            )
+            out.append("")
     if checks:
         out.append("")
         out.append("### Implementation checks: properties of our code")
         out.append("")
         out.append("Correctness tests (pass/fail), not reproductions of the paper.")
         out.append("")
-        out += _claim_table(checks, best.get("preset", "quick"))
+        out.append(claim_table(checks, code))
     out.append("")
-    for fig in best.get("figures", []):
-        url = f"../results/{rep.id}/{fig}"  # relative to notes/papers/, MkDocs rewrites it
-        out.append(f"![{esc(Path(fig).stem)}]({url})")
+    card = st["kb"].cards[card_id]
+    figs = shown_figures(rep.id, best)
+    if figs:
+        out.append("### Figures")
+        out.append("")
+        out.append("Click a figure to enlarge it.")
+        out.append("")
+    for fig, default in figs:
+        caption = card.meta.figures.get(Path(fig).name) or default
+        out.append(figure_md(f"../results/{rep.id}/{fig}", caption))
         out.append("")
     others = [p for p in results if p != best.get("preset")]
     for p in others:
@@ -213,40 +394,142 @@ def repro_block(card_id: str) -> str:
     return "\n".join(out)
 
 
-def _claim_table(rows: list[dict], preset: str) -> list[str]:
-    from repro.format import fmt_measured
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """Width and height from a PNG's header (IHDR), without an imaging library."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
-    out = [
-        "| claim | source | paper says | we measured | rule | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in rows:
-        measured = md_cell(fmt_measured(c, with_unit=False))
-        unit = c.get("unit") or ""
-        if unit and c.get("measured") is not None:
-            measured = f"{measured} <small>({md_cell(unit)})</small>"
-        rule = md_cell(c.get("rule", ""))
-        for g in c.get("gates") or []:
-            mark = "✔" if g.get("holds") else ("✘" if g.get("holds") is False else "–")
-            rule += (
-                f"<br><small>gate {md_cell(g.get('name'))}: {md_cell(g.get('rule'))} {mark}</small>"
+
+def shown_figures(rep_id: str, best: dict | None) -> list[tuple[str, str]]:
+    """The figures a card shows, as (path under results/<rep>/, default caption): the best
+    result's figures, then the benchmark plots (results/<rep>/bench/<device>.png)."""
+    base: Path = state()["results_base"] / rep_id
+    out: list[tuple[str, str]] = []
+    if best is not None:
+        when = (best.get("started") or "?")[:10]
+        dev = best.get("device_name") or best.get("device") or "?"
+        for fig in best.get("figures", []):
+            if (base / fig).is_file():
+                words = Path(fig).stem.replace("_", " ").replace("-", " ")
+                out.append(
+                    (
+                        fig,
+                        f"{words[:1].upper()}{words[1:]}: from our {rep_id} run "
+                        f"(preset {best.get('preset')}, {dev}, {when}).",
+                    )
+                )
+    bench = base / "bench"
+    if bench.is_dir():
+        import json
+
+        for png in sorted(bench.glob("*.png")):
+            meta: dict[str, Any] = {}
+            try:
+                meta = json.loads(png.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                pass
+            what = meta.get("memory_method") or "speed and memory"
+            out.append(
+                (
+                    f"bench/{png.name}",
+                    f"Benchmark on {meta.get('device_name') or png.stem}"
+                    f" ({(meta.get('date') or '?')[:10]}): {what}.",
+                )
             )
+    return out
+
+
+def figure_md(url: str, caption: str) -> str:
+    """A figure with its caption as alt text and figcaption; a wide multi-panel figure keeps
+    a legible size inside a box that scrolls sideways (and enlarges on click, figures.js)."""
+    path = state()["root"] / "results" / url.split("results/", 1)[1]
+    size = _png_size(path)
+    wide = bool(size and size[0] > 2.4 * size[1])
+    alt = re.sub(r"[\[\]\n]", " ", caption)
+    cls = "result-fig fig-wide" if wide else "result-fig"
+    hint = ' <span class="fig-hint">(wide figure: scroll sideways, or click to enlarge)</span>'
+    return (
+        f'<figure class="{cls}" markdown="span">\n'
+        f"![{esc(alt)}]({url}){{ loading=lazy }}\n"
+        f"<figcaption>{esc(caption)}{hint if wide else ''}</figcaption>\n</figure>"
+    )
+
+
+def claim_table(rows: list[dict], code: str = "") -> str:
+    """claim | paper | ours | verdict, as one HTML block that fits the content column: the
+    source and code link under the claim, the rule, unit and gates in a tooltip and in a
+    'Rules and units' list below the table (for touch screens)."""
+    from repro.format import fmt_interval, fmt_value
+
+    kind = "check" if rows and all(r.get("kind") == "check" for r in rows) else "finding"
+    body, notes = [], []
+    for c in rows:
+        cid = str(c.get("id", ""))
+        anchor = f"rule-{kind}-{cid}"
+        unit = c.get("unit") or ""
+        rule = str(c.get("rule", ""))
+        gates = c.get("gates") or []
+        tip = f"rule: {rule}" + (f"; unit: {unit}" if unit else "")
+        for g in gates:
+            mark = "holds" if g.get("holds") else ("fails" if g.get("holds") is False else "–")
+            tip += f"; gate {g.get('name')}: {g.get('rule')} ({mark})"
+        value = c.get("measured")
+        if value is None:
+            ours = "—"
+        else:
+            ours = f'<span class="ours-est">{esc(fmt_value(value))}</span>'
+            iv = fmt_interval(c)
+            if iv:
+                n = c.get("n")
+                ours += f' <span class="ours-ci">{esc(iv)}{f" n={esc(n)}" if n else ""}</span>'
+        ours += f' <a class="rule-tip" href="#{esc(anchor)}" title="{esc(tip)}">rule</a>'
+        src = esc(c.get("source", ""))
+        if code:
+            src += f" · {code}"
         verdict = verdict_html(c.get("verdict", "?"))
         if c.get("reason"):
-            verdict += f"<br><small>{esc(c['reason'])}</small>"
-        out.append(
-            f"| {md_cell(c.get('statement', c.get('id')))} | {md_cell(c.get('source', ''))} | "
-            f"{md_cell(c.get('paper_value', ''))} | {measured} | {rule} | {verdict} |"
+            verdict += f'<br><small class="verdict-reason">{esc(c["reason"])}</small>'
+        body.append(
+            f'<tr id="claim-{esc(cid)}" data-verdict="{esc(c.get("verdict", ""))}">'
+            f'<td data-label="claim">{esc(c.get("statement", cid))}'
+            f'<br><small class="claim-src">{src}</small></td>'
+            f'<td data-label="paper">{esc(c.get("paper_value", ""))}</td>'
+            f'<td data-label="ours">{ours}</td>'
+            f'<td data-label="verdict">{verdict}</td></tr>'
         )
-    return out
+        gate_txt = "".join(
+            f"; gate <em>{esc(g.get('name'))}</em>: {esc(g.get('rule'))} "
+            f"{'✔' if g.get('holds') else ('✘' if g.get('holds') is False else '–')}"
+            for g in gates
+        )
+        notes.append(
+            f'<li id="{esc(anchor)}"><code>{esc(cid)}</code>: rule {esc(rule)}'
+            f"{'; unit: ' + esc(unit) if unit else ''}{gate_txt}</li>"
+        )
+    return (
+        f'<div class="claims-block" markdown="0"><table class="claims-table claims-{kind}">'
+        "<thead><tr><th>claim</th><th>paper</th><th>ours</th><th>verdict</th></tr></thead>"
+        "<tbody>" + "".join(body) + "</tbody></table>"
+        '<details class="claims-rules"><summary>Rules and units</summary><ul>'
+        + "".join(notes)
+        + "</ul></details></div>"
+    )
 
 
 def result_meta_line(r: dict) -> str:
     commit = (r.get("commit") or "unknown")[:10]
     status = r.get("status", "?")
+    preset = str(r.get("preset"))
     bits = [
-        f"preset <strong>{esc(r.get('preset'))}</strong>",
-        f"run {esc(status)}",
+        f'<abbr title="{esc(GLOSSARY.get(preset, "a named set of run settings"))}">preset '
+        f"<strong>{esc(preset)}</strong></abbr>",
+        "completed" if status == "ok" else f"run {esc(status)}",
         f"on {esc(r.get('device_name') or r.get('device') or '?')}",
         f"{esc((r.get('started') or '?')[:10])}",
         f"commit <code>{esc(commit)}</code>",
@@ -327,9 +610,11 @@ def render_card(markdown: str, card_id: str) -> str:
     card = state()["kb"].cards[card_id]
     body = markdown
     # The card's own notes may not start with an H1: the header provides it.
-    return "\n\n".join(
-        [card_header(card), body.strip(), repro_block(card_id), links_block(card_id)]
-    )
+    header = card_header(card)
+    # The verdict strip goes right under the title (and TL;DR), before the authors line.
+    head, sep, rest = header.partition('<p class="card-meta">')
+    header = head + verdict_strip(card_id) + "\n\n" + sep + rest
+    return "\n\n".join([header, body.strip(), repro_block(card_id), links_block(card_id)])
 
 
 # --------------------------------------------------------------------------- hook events
@@ -340,24 +625,30 @@ def on_config(config) -> Any:
     _STATE.clear()
     try:
         _STATE.update(load_state(root))
+        _STATE["repo_url"] = config.get("repo_url")
     except SiteError as e:  # MkDocs prints a PluginError as one clean message, no traceback
         raise PluginError(str(e)) from None
     return config
 
 
 def on_files(files, config) -> Any:
-    """Add result figures so pages can link them and strict mode can check the links."""
+    """Add papers.bib and the result figures the cards show (strict mode checks the links)."""
     from mkdocs.structure.files import File
 
     kb = state()["kb"]
-    entries = [bibtex(c) for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
-    files.append(File.generated(config, "papers.bib", content="\n\n".join(entries) + "\n"))
+    from repro.bib import to_bibtex
+
+    metas = [c.meta for c in sorted(kb.cards.values(), key=lambda c: (c.meta.year, c.id))]
+    files.append(File.generated(config, "papers.bib", content=to_bibtex(metas)))
+    # Only the figures a card shows: other presets' and archived figures stay out of the site.
     base: Path = state()["results_base"]
-    if base.is_dir():
-        for path in sorted(base.glob("*/*/*")):
-            if path.suffix.lower() in {".png", ".svg", ".jpg"} and not path.name.startswith("."):
-                rel = path.relative_to(base).as_posix()
-                files.append(File.generated(config, f"results/{rel}", abs_src_path=str(path)))
+    seen: set[str] = set()
+    for rep, _results, best in state()["by_card"].values():
+        for fig, _caption in shown_figures(rep.id, best):
+            rel = f"{rep.id}/{fig}"
+            if rel not in seen:
+                seen.add(rel)
+                files.append(File.generated(config, f"results/{rel}", abs_src_path=str(base / rel)))
     return files
 
 
@@ -370,6 +661,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             from mkdocs.exceptions import PluginError
 
             raise PluginError(f"notes/{src}: page under papers/ is not a valid card")
+        # Cards rank above pages that merely mention a paper (Material's per-page boost).
+        page.meta.setdefault("search", {}).setdefault("boost", 4)
         return render_card(expand_quotes(markdown, f"notes/{src}"), card_id)
     for marker, render in MARKERS.items():
         if marker in markdown:
@@ -448,10 +741,8 @@ def _timeline_md(page) -> str:
         out.append(f"## {year}")
         out.append("")
         for card in sorted(years[year], key=lambda c: c.meta.title.lower()):
-            entry = st["by_card"].get(card.id)
-            badge = ""
-            if entry and entry[2] is not None:
-                badge = f" — <small>{counts_html(entry[2])}</small>"
+            badge = badge_html(card.id)
+            badge = f" {badge}" if badge else ""
             first = card.meta.authors[0].split()[-1]
             more = " et al." if len(card.meta.authors) > 1 else ""
             out.append(
@@ -478,9 +769,15 @@ def _collections_md(page) -> str:
     for col in order:
         rel = col.path.resolve().relative_to((state()["root"] / "notes").resolve()).as_posix()
         when = f" ({esc(col.meta.date)})" if col.meta.date else ""
-        out.append(
-            f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {_n_papers(len(col.meta.all_members()))}"
+        also = sum(
+            len(s.members)
+            for s in col.meta.sections
+            if s.title.lower().startswith("also mentioned")
         )
+        size = _n_papers(len(col.meta.all_members()) - also)
+        if also:
+            size += f" and {also} also mentioned"
+        out.append(f"- [{esc(col.meta.title)}]({prefix}{rel}){when} — {size}")
     return "\n".join(out) if out else "No collections yet."
 
 
@@ -500,7 +797,138 @@ def _walkthroughs_md(page) -> str:
     return "\n".join(f"- [{esc(p.stem.replace('-', ' ').title())}]({p.name})" for p in items)
 
 
+def claim_rows() -> list[dict[str, Any]]:
+    """One row per claim of every reproduction: its paper (the first card the reproduction
+    checks), the result's verdict and measurement, or 'not run' from the declaration."""
+    from repro.format import fmt_interval, fmt_value
+
+    st = state()
+    kb = st["kb"]
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for cid, (rep, _results, best) in sorted(st["by_card"].items()):
+        if rep.id in seen:
+            continue
+        seen.add(rep.id)
+        pid = next((p for p in rep.papers if p in kb.cards), cid)
+        card = kb.cards[pid]
+        base = {
+            "card": pid,
+            "paper": card.meta.short or short_title(card.meta.title),
+            "title": card.meta.title,
+            "year": card.meta.year,
+            "tags": list(card.meta.tags),
+            "preset": (best or {}).get("preset", ""),
+        }
+        if best is None:
+            for c in rep.claims:
+                rows.append(
+                    {
+                        **base,
+                        "id": c.id,
+                        "kind": c.kind or "finding",
+                        "statement": c.statement,
+                        "paper_value": c.paper_value,
+                        "ours": "",
+                        "verdict": "not run",
+                    }
+                )
+            continue
+        for c in best.get("claims", []):
+            value = c.get("measured")
+            ours = fmt_value(value) if value is not None else ""
+            if ours and fmt_interval(c):
+                ours += " " + fmt_interval(c)
+            rows.append(
+                {
+                    **base,
+                    "id": c.get("id", ""),
+                    "kind": "check" if c.get("kind") == "check" else "finding",
+                    "statement": c.get("statement", ""),
+                    "paper_value": c.get("paper_value", ""),
+                    "ours": ours,
+                    "verdict": c.get("verdict", "?"),
+                }
+            )
+    return rows
+
+
+def short_title(title: str) -> str:
+    head = title.split(":", 1)[0].strip()
+    return head if len(head) <= 40 else head[:39] + "…"
+
+
+def _claims_html(page) -> str:
+    """The claims explorer: one table, filter selects (hidden until claims.js runs) and
+    sortable headings. Everything is in the page; the script only hides and reorders rows."""
+    from repro.claims import VERDICTS
+
+    rows = claim_rows()
+    prefix = "../" * (page.file.src_uri.count("/") + 1)
+
+    def options(name: str, values) -> str:
+        opts = "".join(f'<option value="{esc(v)}">{esc(label)}</option>' for v, label in values)
+        return (
+            f'<label>{esc(name)} <select data-cx-filter="{esc(name)}">'
+            f'<option value="">all</option>{opts}</select></label>'
+        )
+
+    present = {r["verdict"] for r in rows}
+    verdicts = [(v, v) for v in (*VERDICTS, "not run") if v in present]
+    tags = sorted({t for r in rows for t in r["tags"]})
+    years = sorted({r["year"] for r in rows}, reverse=True)
+    papers = sorted({(r["card"], r["paper"]) for r in rows}, key=lambda p: p[1].lower())
+    body = []
+    for r in rows:
+        from repro.claims import Verdict
+
+        try:
+            v = Verdict(r["verdict"])
+            vcell = f'<span class="verdict verdict-{v.css}">{v.symbol} {esc(v.short)}</span>'
+        except ValueError:
+            vcell = f'<span class="verdict verdict-unknown">{esc(r["verdict"])}</span>'
+        href = f"{prefix}papers/{r['card']}/#claim-{r['id']}"
+        body.append(
+            f'<tr data-verdict="{esc(r["verdict"])}" data-kind="{r["kind"]}" '
+            f'data-tag="{esc(" ".join(r["tags"]))}" data-year="{r["year"]}" '
+            f'data-paper="{esc(r["card"])}">'
+            f'<td data-label="paper"><a href="{esc(href)}" title="{esc(r["title"])}">'
+            f"{esc(r['paper'])}</a></td>"
+            f'<td data-label="year">{r["year"]}</td>'
+            f'<td data-label="claim">{esc(r["statement"])}</td>'
+            f'<td data-label="kind">{r["kind"]}</td>'
+            f'<td data-label="paper says">{esc(r["paper_value"])}</td>'
+            f'<td data-label="ours">{esc(r["ours"]) or "—"}</td>'
+            f'<td data-label="verdict">{vcell}</td></tr>'
+        )
+    n_f = sum(r["kind"] == "finding" for r in rows)
+    return (
+        '<div class="claims-explorer" markdown="0">'
+        '<form class="cx-controls" hidden="">'
+        + options("verdict", verdicts)
+        + options("kind", [("finding", "finding"), ("check", "check")])
+        + options("tag", [(t, t) for t in tags])
+        + options("year", [(str(y), str(y)) for y in years])
+        + options("paper", papers)
+        + '<label>text <input type="search" data-cx-text="" placeholder="word"></label>'
+        '<output class="cx-count"></output></form>'
+        f'<p class="cx-total">{len(rows)} claims: {n_f} findings, {len(rows) - n_f} '
+        "implementation checks.</p>"
+        '<table class="explorer-table"><thead><tr>'
+        + "".join(
+            f'<th><button type="button" data-cx-sort="{i}">{h}</button></th>'
+            for i, h in enumerate(
+                ["paper", "year", "claim", "kind", "paper says", "ours", "verdict"]
+            )
+        )
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
+
+
 MARKERS = {
+    "<!-- repro:claims -->": _claims_html,
     "<!-- repro:graph -->": _graph_html,
     "<!-- repro:totals -->": _totals_html,
     "<!-- repro:timeline -->": _timeline_md,
@@ -537,7 +965,73 @@ def render_math(html_text: str) -> str:
     return _MATH_INLINE.sub(conv(False), html_text)
 
 
+# Text where TeX is code, not maths: code blocks, scripts, styles, and the MathML we wrote.
+_VERBATIM = re.compile(r"(<(pre|code|script|style|textarea|math)\b.*?</\2\s*>)", re.S | re.I)
+_DOLLAR_BLOCK = re.compile(r"(?<![\\$])\$\$(.+?)(?<!\\)\$\$", re.S)
+_DOLLAR_INLINE = re.compile(r"(?<![\\$\w])\$(?![\s$])([^$<>\n]+?)(?<![\s\\])\$(?![\w$])")
+_PAREN_INLINE = re.compile(r"\\\((.+?)\\\)", re.S)
+_BRACKET_BLOCK = re.compile(r"\\\[(.+?)\\\]", re.S)
+
+
+def _outside_verbatim(html_text: str, fn) -> str:
+    parts = _VERBATIM.split(html_text)
+    # split() yields text, whole match, group 2, text, ...: transform the text pieces only
+    out = []
+    i = 0
+    while i < len(parts):
+        out.append(fn(parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+        i += 3
+    return "".join(out)
+
+
+def render_dollar_math(html_text: str) -> str:
+    """TeX written with dollars or \\( \\) in rendered HTML (Jupyter Markdown cells, which
+    mkdocs-jupyter leaves for a JavaScript renderer) to MathML, outside code and scripts."""
+
+    def tex(m: re.Match, display: bool) -> str:
+        return (
+            f'<div class="arithmatex">\\[{m.group(1)}\\]</div>'
+            if display
+            else f'<span class="arithmatex">\\({m.group(1)}\\)</span>'
+        )
+
+    def fn(text: str) -> str:
+        if "$" not in text and "\\(" not in text and "\\[" not in text:
+            return text
+        # \\[ \\( first: the dollar forms are rewritten into them
+        text = _BRACKET_BLOCK.sub(lambda m: tex(m, True), text)
+        text = _PAREN_INLINE.sub(lambda m: tex(m, False), text)
+        text = _DOLLAR_BLOCK.sub(lambda m: tex(m, True), text)
+        return _DOLLAR_INLINE.sub(lambda m: tex(m, False), text)
+
+    return render_math(_outside_verbatim(html_text, fn))
+
+
+def raw_tex(html_text: str) -> list[str]:
+    """TeX left unrendered in a page's text (outside code, scripts and MathML): what a reader
+    would see as dollars and backslashes."""
+    found: list[str] = []
+
+    def fn(text: str) -> str:
+        text = re.sub(r"<[^>]+>", " ", text)  # tags and their attributes are not text
+        for rx in (_DOLLAR_BLOCK, _DOLLAR_INLINE, _PAREN_INLINE, _BRACKET_BLOCK):
+            for m in rx.finditer(text):
+                if re.search(r"[\\^_{}=]|^[A-Za-z]$", m.group(1).strip()):
+                    found.append(m.group(0)[:80])
+        return text
+
+    _outside_verbatim(html_text, fn)
+    return found
+
+
 def on_page_content(html_text: str, page, config, files) -> str:
+    src = page.file.src_uri
+    if src.startswith("collections/") or src == "tags.md":
+        html_text = add_badges(html_text)
+    if src.endswith(".ipynb"):
+        return render_dollar_math(html_text)
     return render_math(html_text)
 
 
@@ -557,6 +1051,7 @@ def on_nav(nav, config, files) -> Any:
         "Transformer papers, re-measured",
         "Collections",
         "Papers",
+        "Claims explorer",
         "Citation graph",
         "Timeline",
         "Tags",
@@ -596,8 +1091,19 @@ def on_nav(nav, config, files) -> Any:
                 if getattr(child, "is_section", False):
                     child.children.sort(key=col_key)
 
+    # A page's title is not known yet when the navigation is built (MkDocs reads the pages
+    # later), so top-level pages are placed by their file, sections by their title.
+    top_files = {
+        "index.md": "Transformer papers, re-measured",
+        "claims.md": "Claims explorer",
+        "graph.md": "Citation graph",
+        "timeline.md": "Timeline",
+        "tags.md": "Tags",
+        "contributing.md": "Contributing",
+    }
+
     def top_key(item):
-        title = str(item.title)
+        title = top_files.get(page_id(item) or "", str(item.title))
         return top_order.index(title) if title in top_order else len(top_order)
 
     nav.items.sort(key=top_key)

@@ -130,6 +130,36 @@ def test_arxiv_pattern_and_year_range(kb_root):
     assert "year: 1850 is outside" in msgs
 
 
+def test_optional_reader_fields_load_and_bad_values_name_the_field(kb_root):
+    write_card(
+        kb_root,
+        "good-extras",
+        extra='short: "Good extras"\ntldr: "One line."\ncode: "https://example.org/x"\n'
+        'figures: {"memory.png": "Peak memory against length."}\n',
+    )
+    write_card(
+        kb_root,
+        "bad-extras",
+        extra='short: "A short name far too long for any drawing"\ncode: "github.com/x"\n'
+        'figures: {"memory plot.png": "x"}\n',
+    )
+    write_card(kb_root, "two-line-tldr", extra='tldr: "first line\\nsecond line"\n')
+    kb = cards.load(kb_root)
+    meta = kb.cards["good-extras"].meta
+    assert (meta.short, meta.tldr, meta.code) == (
+        "Good extras",
+        "One line.",
+        "https://example.org/x",
+    )
+    assert meta.figures == {"memory.png": "Peak memory against length."}
+    msgs = "\n".join(str(e) for e in kb.errors)
+    assert "bad-extras.md" in msgs and "short:" in msgs and "28" in msgs
+    assert "code: 'github.com/x' is not an http(s) URL" in msgs
+    assert "'memory plot.png' is not a figure file name" in msgs
+    assert "two-line-tldr.md" in msgs and "tldr: must be one non-empty line" in msgs
+    assert "good-extras" not in msgs
+
+
 def test_needs_arxiv_or_url(kb_root):
     p = write_card(kb_root, "nolink")
     p.write_text(p.read_text().replace('arxiv: "2001.00001"\n', ""))

@@ -82,6 +82,42 @@
     form.addEventListener("submit", function (ev) { ev.preventDefault(); });
     form.hidden = false;
     apply();
+
+    // Open on the dense recent years (the right end) rather than on 1991.
+    // The right edge of the view goes just past the right-most label, not to the drawing's
+    // margin, so a phone shows the last two years' papers rather than empty space.
+    var scroll = block.querySelector(".rg-scroll");
+    if (scroll) {
+      var box = scroll.getBoundingClientRect(), right = 0;
+      svg.querySelectorAll(".rg-node").forEach(function (node) {
+        right = Math.max(right, node.getBoundingClientRect().right - box.left + scroll.scrollLeft);
+      });
+      scroll.scrollLeft = right > 0 ? Math.max(0, right + 12 - scroll.clientWidth) : scroll.scrollWidth;
+    }
+
+    // A click shows the card in a side panel first; its button opens the card.
+    var panel = block.querySelector(".rg-panel");
+    if (!panel) return;
+    function show(node) {
+      panel.querySelector(".rg-panel-title").textContent = node.getAttribute("data-title");
+      panel.querySelector(".rg-panel-year").textContent = node.getAttribute("data-year");
+      var tldr = node.getAttribute("data-tldr") || "";
+      var t = panel.querySelector(".rg-panel-tldr");
+      t.textContent = tldr;
+      t.hidden = !tldr;
+      panel.querySelector(".rg-panel-verdicts").textContent = node.getAttribute("data-verdicts");
+      panel.querySelector(".rg-panel-open").setAttribute("href", node.getAttribute("href"));
+      panel.hidden = false;
+    }
+    all.forEach(function (node) {
+      node.addEventListener("click", function (ev) { ev.preventDefault(); show(node); });
+    });
+    panel.querySelector(".rg-panel-close").addEventListener("click", function () {
+      panel.hidden = true;
+    });
+    document.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape") panel.hidden = true;
+    });
   }
 
   function init() {

@@ -115,6 +115,8 @@ def structure(kb: KnowledgeBase) -> nx.MultiDiGraph:
         G.add_node(
             cid,
             title=m.title,
+            short=m.short or "",
+            tldr=m.tldr or "",
             year=m.year,
             tags=list(m.tags),
             collections=cols[cid],

@@ -88,6 +88,31 @@ def _verdict_class(a: dict) -> str:
     return Verdict(v).css if v in {x.value for x in Verdict} else "not-checked"
 
 
+def label_of(a: dict[str, Any], cid: str, limit: int) -> str:
+    """The card's ``short`` name where it has one, else a short form of its title."""
+    return a.get("short") or short_name(a.get("title", cid), cid, limit)
+
+
+def _verdict_text(a: dict[str, Any]) -> str:
+    """'findings: 2 reproduced, 1 not reproduced, 0 inconclusive · checks: 4 pass' or why none."""
+    if not a.get("repro"):
+        return "no reproduction yet"
+    if a.get("status") in (None, "not run"):
+        return "reproduction not run yet"
+    if a.get("status") != "ok":
+        return f"reproduction run {a['status']}"
+    f = (
+        f"findings: {a.get('reproduced', 0)} reproduced, {a.get('not_reproduced', 0)} not "
+        f"reproduced, {a.get('inconclusive', 0)} inconclusive"
+    )
+    if a.get("not_checked"):
+        f += f", {a['not_checked']} not checked at this scale"
+    checks = a.get("checks_passed", 0) + a.get("checks_failed", 0)
+    if checks:
+        f += f" · implementation checks: {a.get('checks_passed', 0)}/{checks} pass"
+    return f + (f" (preset {a['preset']})" if a.get("preset") else "")
+
+
 def short_name(title: str, cid: str, limit: int) -> str:
     """A label that fits: the name before a colon ("FlashAttention"), the title, or the id."""
     head = title.split(":", 1)[0].strip()
@@ -132,7 +157,8 @@ def _node(
         f'<a href="{_esc(href(v))}" class="{cls}" data-id="{_esc(v)}" data-year="{a["year"]}" '
         f'data-tags="{_esc(" ".join(a.get("tags") or []))}" '
         f'data-collections="{_esc(" ".join(a.get("collections") or []))}" '
-        f'data-verdict="{vc}">',
+        f'data-verdict="{vc}" data-title="{_esc(a["title"])}" '
+        f'data-tldr="{_esc(a.get("tldr") or "")}" data-verdicts="{_esc(_verdict_text(a))}">',
         f"<title>{_esc(_tooltip(a))}</title>",
         f'<circle cx="{_f(x)}" cy="{_f(y)}" r="{_f(r)}" fill="{FILL[vc]}" stroke="#455a64" '
         'stroke-width="1.2"/>',
@@ -144,7 +170,11 @@ def _node(
             tx, anchor = x - r - 4, "end"
         else:
             tx, anchor = x, "middle"
-        ty = y - r - 5 if label_side == "above" else y + 4
+        if label_side == "below":  # under the node, clear of the arrowheads at its sides
+            tx, anchor = x - r, "start"
+        ty = (
+            y - r - 5 if label_side == "above" else (y + r + 10 if label_side == "below" else y + 4)
+        )
         # A halo in the background colour keeps a label readable where edges cross it.
         parts.append(
             f'<text x="{_f(tx)}" y="{_f(ty)}" text-anchor="{anchor}" '
@@ -395,8 +425,8 @@ def _whole(
     limit = max(4, int((col_w - 22) / 5.9))
     for v in sorted(G.nodes):
         x, y = lay.pos[v]
-        label = short_name(G.nodes[v]["title"], v, limit) if labels else None
-        out.append(_node(G, v, x, y, r[v], href, label=label))
+        label = label_of(G.nodes[v], v, limit) if labels else None
+        out.append(_node(G, v, x, y, r[v], href, label=label, label_side="below"))
     out.append("</g></svg>")
     return "".join(out)
 
@@ -410,7 +440,7 @@ def full_svg(kb_or_graph: Any, href: Href) -> str:
         cls="rg-full",
         labels=True,
         col_w=170.0,
-        row_h=26.0,
+        row_h=34.0,
         radius=(4.0, 1.6, 11.0),
     )
 
@@ -482,7 +512,14 @@ def full_html(kb_or_graph: Any, href: Href) -> str:
             "solid arrow: cites; dashed: linked from our notes</span></p>",
             '<div class="rg-scroll">',
             full_svg(G, href),
-            "</div></div>",
+            "</div>",
+            # Filled by graph.js when a card is clicked: a look before leaving the page.
+            '<aside class="rg-panel" hidden="" aria-live="polite"><button type="button" '
+            'class="rg-panel-close" aria-label="Close">×</button><h3 class="rg-panel-title">'
+            '</h3><p class="rg-panel-year"></p><p class="rg-panel-tldr"></p>'
+            '<p class="rg-panel-verdicts"></p><a class="rg-panel-open md-button" href="#">'
+            "Open the card</a></aside>",
+            "</div>",
         ]
     )
 
@@ -543,10 +580,10 @@ def neighbourhood_svg(kb_or_graph: Any, card_id: str, href: Href) -> str:
         out.append(_edge(u, card_id, [CITES], _curve(xr - r, y, xc + 8, mid), "rgn"))
     out.append('</g><g class="rg-nodes">')
     for v, y in zip(left_ids, left_y):
-        label = f"{short_name(G.nodes[v]['title'], v, 26)} · {G.nodes[v]['year']}"
+        label = f"{label_of(G.nodes[v], v, 26)} · {G.nodes[v]['year']}"
         out.append(_node(G, v, xl, y, r, href, label=label, label_side="left"))
     for u, y in zip(right_ids, right_y):
-        label = f"{short_name(G.nodes[u]['title'], u, 26)} · {G.nodes[u]['year']}"
+        label = f"{label_of(G.nodes[u], u, 26)} · {G.nodes[u]['year']}"
         out.append(_node(G, u, xr, y, r, href, label=label, label_side="right"))
     out.append(
         _node(
@@ -556,7 +593,7 @@ def neighbourhood_svg(kb_or_graph: Any, card_id: str, href: Href) -> str:
             mid,
             8.0,
             href,
-            label=short_name(me["title"], card_id, 30),
+            label=label_of(me, card_id, 30),
             label_side="above",
             extra_class="rg-self",
         )
