@@ -5,12 +5,15 @@ Order of work (each step's numbers go into ``ctx.metrics`` as soon as they exist
 1. corpus → document split → WordPiece tokenizer (cached) → packed 128-token sequences;
 2. for every seed, pretrain the crammed and the original recipe for the same budget and
    evaluate both on the same held-out sequences with the same masks;
-3. fine-tune every crammed checkpoint and a randomly initialised twin on the genre task;
-4. time training steps of our crammed encoder and of Hugging Face's BertForMaskedLM side by side.
+3. fine-tune each seed's crammed and original checkpoints and a randomly initialised crammed
+   twin on the genre task, with the same settings and the same number of steps;
+4. time training steps of our crammed encoder and of Hugging Face's BertForMaskedLM side by side
+   (at the same nominal FFN width and at equal FFN FLOPs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from .data import (
     load_corpus,
     pack_documents,
 )
-from .evaluate import FinetuneSettings, evaluate_mlm, finetune, unigram_loss
+from .evaluate import GLUE_SETTINGS, evaluate_mlm, finetune, unigram_loss
 from .model import MODEL_SIZES, model_config
 from .recipes import RECIPES, parse_budget
 from .train import TrainSettings, pretrain
@@ -86,7 +89,7 @@ def plot(runs: dict, finetuned: dict, path: Path) -> None:
     names = list(finetuned)
     vals = [finetuned[n] for n in names]
     for i, (n, v) in enumerate(zip(names, vals)):
-        c.scatter([i] * len(v), v, color="tab:blue" if n == "pretrained" else "tab:gray", zorder=3)
+        c.scatter([i] * len(v), v, color={**colors}.get(n, "tab:gray"), zorder=3)
         c.hlines(statistics.mean(v), i - 0.2, i + 0.2, color="k")
     c.axhline(1 / len(GENRE_GROUPS), color="k", ls=":", lw=1, label="chance")
     c.set_xticks(range(len(names)), names)
@@ -108,9 +111,24 @@ def main(cfg, ctx: RunContext) -> None:
     enc_val = encode_documents(corpus.tokenizer, corpus.val_docs)
     train_seqs = pack_documents(enc_train, cfg.seq_len)
     val_seqs = pack_documents(enc_val, cfg.seq_len)[: cfg.eval_sequences]
-    dims = dict(MODEL_SIZES[cfg.model], vocab_size=corpus.vocab_size, max_seq=cfg.seq_len)
-    # what token frequencies alone achieve on the held-out masked positions (the learned gates)
     unigram = unigram_loss(train_seqs, val_seqs, corpus.vocab_size)
+    if cfg.shards:
+        # the scalable path: the training documents streamed into memory-mapped shards once
+        # (reused while the tokenizer and documents are the same), windows drawn from the maps
+        from .shards import ShardedTokens, prepare_shards
+
+        folder = checkpoint_dir(cfg).parent / "shards" / f"{cfg.corpus.replace('/', '_')}-v{corpus.vocab_size}"
+        man = prepare_shards(
+            (d.text for d in corpus.train_docs),
+            corpus.tokenizer,
+            folder,
+            source=f"{cfg.corpus}|{len(corpus.train_docs)}",
+        )
+        train_seqs = ShardedTokens(folder, cfg.seq_len)
+        ctx.metrics["shards"] = {"folder": str(folder), "tokens": man["tokens"], "files": len(man["shards"])}
+    dims = dict(MODEL_SIZES[cfg.model], vocab_size=corpus.vocab_size, max_seq=cfg.seq_len)
+    # (unigram, above: what token frequencies alone achieve on the held-out masked positions,
+    # the line of the learned gates)
     ctx.metrics.update(
         seeds=seeds,
         corpus=cfg.corpus,
@@ -125,8 +143,9 @@ def main(cfg, ctx: RunContext) -> None:
         heldout_unigram_loss=unigram,
     )
     ckdir = checkpoint_dir(cfg)
+    every_s = parse_budget(cfg.checkpoint_every) if cfg.checkpoint_every else 0.0
     runs: dict[str, dict] = {}
-    encoders: dict[int, dict] = {}
+    encoders: dict[str, dict[int, dict]] = {"crammed": {}, "original": {}}
     losses: dict[str, list[float]] = {"crammed": [], "original": []}
     at_paper_scale = cfg.model == "paper" and device.startswith("cuda")
     for seed in seeds:
@@ -146,7 +165,11 @@ def main(cfg, ctx: RunContext) -> None:
                 seed=seed,
                 device=device,
                 compile=cfg.compile,
+                static_masks=cfg.static_masks,
                 resume=cfg.resume,
+                checkpoint_every_s=every_s,
+                eval_data=val_seqs[: cfg.midrun_eval_sequences] if cfg.midrun_evals else None,
+                eval_every=1 / (cfg.midrun_evals + 1) if cfg.midrun_evals else 0.0,
                 show_progress=ctx.show_progress,
                 log=ctx.log,
                 checkpoint_path=(
@@ -168,15 +191,15 @@ def main(cfg, ctx: RunContext) -> None:
                 "tokens_per_s": res.tokens_per_s,
                 "epochs": res.sequences / len(train_seqs),
                 "params": sum(p.numel() for p in res.model.parameters()),
+                "midrun_evals": res.evals,
             }
             ctx.log(
                 f"{key}: {res.steps} steps, {res.tokens_per_s:,.0f} tok/s, held-out loss {loss:.3f}, "
                 f"accuracy {acc:.3f}"
             )
-            if name == "crammed":
-                encoders[seed] = {
-                    k: v.detach().cpu().clone() for k, v in res.model.encoder.state_dict().items()
-                }
+            encoders[name][seed] = {
+                k: v.detach().cpu().clone() for k, v in res.model.encoder.state_dict().items()
+            }
             del res
             losses[name].append(loss)
         # this seed's pair is complete: per-seed lists, paired by seed
@@ -218,27 +241,43 @@ def main(cfg, ctx: RunContext) -> None:
             "test_per_class": torch.bincount(test[1]).tolist(),
         }
         rows: dict[str, dict] = {}
+        # three encoders per seed, fine-tuned with identical settings, data order and steps: the
+        # crammed and the original checkpoints (each in its own architecture) and a randomly
+        # initialised crammed architecture
+        arms = (
+            ("crammed", "crammed", lambda seed: encoders["crammed"][seed]),
+            ("original", "original", lambda seed: encoders["original"][seed]),
+            ("random init", "crammed", lambda seed: None),
+        )
         for seed in seeds:
-            mcfg = model_config(cfg.model, **{**dims, **RECIPES["crammed"].model_overrides()})
-            fs = FinetuneSettings(
+            fs = dataclasses.replace(
+                GLUE_SETTINGS,
                 epochs=cfg.finetune_epochs,
                 batch=cfg.finetune_batch,
                 lr=cfg.finetune_lr,
+                pooler=cfg.finetune_pooler,
                 seed=seed,
                 device=device,
             )
-            for init, state in (("pretrained", encoders[seed]), ("random init", None)):
-                out = finetune(mcfg, state, train, test, len(GENRE_GROUPS), fs)
-                rows[f"{init} seed{seed}"] = out
-                finetuned.setdefault(init, []).append(out["balanced_accuracy"])
+            for arm, recipe_name, state in arms:
+                mcfg = model_config(
+                    cfg.model, **{**dims, **RECIPES[recipe_name].model_overrides()}
+                )
+                out = finetune(mcfg, state(seed), train, test, len(GENRE_GROUPS), fs)
+                out.pop("predictions")
+                rows[f"{arm} seed{seed}"] = out
+                finetuned.setdefault(arm, []).append(out["balanced_accuracy"])
                 ctx.log(
-                    f"fine-tune {init} seed {seed}: balanced accuracy {out['balanced_accuracy']:.3f}"
+                    f"fine-tune {arm} seed {seed}: balanced accuracy {out['balanced_accuracy']:.3f}"
                 )
             ctx.metrics["finetune"] = rows
             ctx.metrics.update(
                 downstream_accuracy={k.replace(" ", "_"): list(v) for k, v in finetuned.items()},
                 downstream_accuracy_gap=paired_differences(
-                    finetuned["pretrained"], finetuned["random init"]
+                    finetuned["crammed"], finetuned["random init"]
+                ),
+                downstream_crammed_vs_original=paired_differences(
+                    finetuned["crammed"], finetuned["original"]
                 ),
             )
 
@@ -254,13 +293,16 @@ def main(cfg, ctx: RunContext) -> None:
             rounds=cfg.throughput_rounds,
             device=device,
             include_original=False,
+            include_hf_equal_flops=True,
         )
     except ImportError as e:
         ctx.skip("throughput-vs-hf-bert", f"transformers is not installed: {e}")
     else:
         ctx.metrics["throughput"] = tp
         if "HF BertForMaskedLM" in tp:
-            ctx.metrics["throughput_ratio_vs_hf"] = tp["ours (crammed)"]["ratio_vs_hf"]
+            ours = tp["ours (crammed)"]
+            ctx.metrics["throughput_ratio_vs_hf_same_width"] = ours["ratio_vs_hf"]
+            ctx.metrics["throughput_ratio_vs_hf"] = ours["ratio_vs_hf_equal_flops"]
         else:
             ctx.skip("throughput-vs-hf-bert", "transformers is not installed")
 
