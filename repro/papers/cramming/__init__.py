@@ -22,9 +22,11 @@ Claims:
   * finding, paper scale (GPU only): the comparison of the first claim at the paper's model size.
 
 Seeds: 3 (quick) / 5 (full), ``ctx.seed + i``; both recipes of one seed share batch order and
-masks. Gates: each recipe's held-out MLM loss is at least 0.5 nats (full: 1.0) below the loss of
-predicting the training corpus's token frequencies on the same masked positions
-(``<recipe>_below_unigram``); a downstream claim is gated on each pretrained encoder it uses.
+masks. Gates: the crammed model's held-out MLM loss is at least 0.5 nats (full: 1.0) below the
+loss of predicting the training corpus's token frequencies on the same masked positions
+(``crammed_below_unigram``, per seed); every finding is gated on it. The original recipe's margin
+(``original_below_unigram``) is reported, not gated: the paper's claim is that it gets little
+done in the same budget.
 
 GLUE: ``glue.py`` loads any GLUE task through ``datasets`` (GLUE's TSV distribution, the Hub's
 parquet/json layout, or the Hub itself), encodes sentence pairs with padding masks, and scores
@@ -122,8 +124,12 @@ REPRO = Reproduction(
             rule=AtLeast(0.0),
             kind="finding",
             # a loss gap between models that are not below the unigram line compares two
-            # stages of learning token frequencies, not the recipes' language models
-            gates=(learned_gate("crammed"), learned_gate("original")),
+            # stages of learning token frequencies, not the recipes' language models. Only the
+            # crammed model must have learned: the paper's point is that the original recipe
+            # gets little done in the same budget, so requiring it to learn too would make the
+            # finding unjudgeable exactly when the paper's effect is strongest (its margin is
+            # reported beside, as original_below_unigram)
+            gates=(learned_gate("crammed"),),
             unit="nats (original − crammed, held-out MLM loss)",
             # a time budget: the steps taken, hence the losses, depend on the machine's speed
             verify_rtol=None,
@@ -156,9 +162,10 @@ REPRO = Reproduction(
             # paper reports the original recipe far behind at equal budget, no threshold beyond
             rule=AtLeast(0.0),
             kind="finding",
-            # both encoders must have learned from context, or the comparison is one of two
-            # untrained initialisations
-            gates=(learned_gate("crammed"), learned_gate("original")),
+            # the crammed encoder must have learned from context, or the comparison is between
+            # initialisations that only know token frequencies (the original's margin is
+            # reported, not gated, as for crammed-beats-original)
+            gates=(learned_gate("crammed"),),
             unit="balanced accuracy (crammed − original)",
             verify_rtol=None,  # as above
         ),
@@ -186,7 +193,7 @@ REPRO = Reproduction(
             metric="paper_scale_mlm_loss_gap",
             rule=AtLeast(0.0),  # as for crammed-beats-original
             kind="finding",
-            gates=(learned_gate("crammed"), learned_gate("original")),
+            gates=(learned_gate("crammed"),),  # as for crammed-beats-original
             unit="nats (original − crammed, held-out MLM loss)",
             gpu_only=True,
             # a wall-clock budget: the step count, hence the loss, depends on the GPU
