@@ -414,6 +414,9 @@ def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
         assert m[f"{recipe}_below_unigram"] == pytest.approx(
             [m["heldout_unigram_loss"] - x for x in losses[recipe]]
         )
+        assert m["heldout_accuracy"][recipe] == pytest.approx(
+            [m["pretraining"][f"{recipe}_seed{s}"]["heldout_mlm_accuracy"] for s in range(3)]
+        )
     assert len(m["downstream_accuracy_gap"]) == 3
     acc = m["downstream_accuracy"]
     assert set(acc) == {"crammed", "original", "random_init"}
