@@ -399,3 +399,4 @@ def test_data_benchmark_reports_memory_and_speed(tmp_path):
     assert row["tokens"] == 60_000 and row["shards"] == 3
     assert row["prepare_tokens_per_s"] > 0 and row["sample_tokens_per_s"] > 0
     assert row["peak_rss_mib"] >= row["peak_rss_mib_before"] > 0
+    assert row["anon_rss_mib_after_sampling"] is None or row["anon_rss_mib_after_sampling"] > 0
