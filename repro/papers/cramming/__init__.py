@@ -53,17 +53,22 @@ from repro.claims import AtLeast, Claim, Reproduction, learned_gate
 
 @dataclass(frozen=True)
 class Config:
-    model: Literal["micro", "tiny", "small", "paper"] = "tiny"  # size preset (model.MODEL_SIZES)
+    # The quick preset's settings (the defaults) were chosen by trials until the crammed model
+    # left the unigram plateau within the budget on every seed (see the card): 64 wide, a
+    # 512-entry vocabulary, 10-token windows, the recipes' learning rates ×10 and init std 0.1.
+    model: Literal["micro", "mini", "tiny", "small", "paper"] = "mini"  # model.MODEL_SIZES
     budget: str = "35s"  # wall-clock (or CPU) budget of EACH pretraining run: 90s, 2m, 24h
     clock: Literal["wall", "cpu"] = "cpu"  # cpu: this process's CPU seconds, immune to other jobs
     seeds: int = 3  # one pretraining run per recipe and seed (seeds ctx.seed + i)
     corpus: str = "brown"  # brown, a text file/folder, or hf:<dataset> / hf:text:<glob>
-    vocab_size: int = 4096  # WordPiece vocabulary (the paper: 32768)
-    seq_len: int = 128  # tokens per packed sequence, as in the paper
-    batch_size: int = 32  # full batch in sequences (crammed ramps up to it; original fixed)
-    micro_batch: int = 8  # sequences per forward pass; the rest is gradient accumulation
+    vocab_size: int = 512  # WordPiece vocabulary (the paper: 32768)
+    seq_len: int = 10  # tokens per packed sequence ([CLS] + 9; the paper: 128)
+    batch_size: int = 96  # full batch in sequences (crammed ramps up to it; original fixed)
+    micro_batch: int = 96  # sequences per forward pass; the rest is gradient accumulation
+    lr_scale: float = 10.0  # × both recipes' peak learning rates (1.0: the paper's, at 768 wide)
+    init_std: float = 0.1  # weight init std (the paper and BERT: 0.02, at 768 wide)
     max_steps: int = 0  # > 0: fixed step count instead of the budget's clock (repeatable)
-    eval_sequences: int = 256  # held-out sequences for MLM loss/accuracy
+    eval_sequences: int = 2048  # held-out sequences for MLM loss/accuracy
     finetune_per_class: int = 48  # labelled training passages per genre group
     finetune_test_per_class: int = 150  # held-out test passages per genre group
     finetune_epochs: int = 5  # the paper's downstream recipe: 5 epochs
@@ -91,19 +96,22 @@ REPRO = Reproduction(
     title="BERT crammed into a budget: crammed vs original recipe",
     config=Config,
     presets={
-        # CI: a tiny model, 35 CPU-seconds per pretraining run, 3 seeds × 2 recipes (≈ 4-5 min).
+        # CI: a 64-wide model, 35 CPU-seconds per pretraining run, 3 seeds × 2 recipes.
         "quick": {},
         # One GPU, about two hours: the paper's model size and vocabulary, 12 minutes per run,
         # 5 seeds × 2 recipes.
         "full": {
             "seeds": 5,
             "model": "paper",
+            "seq_len": 128,
+            "lr_scale": 1.0,
+            "init_std": 0.02,
+            "eval_sequences": 1024,
             "budget": "12m",
             "clock": "wall",
             "vocab_size": 32768,
             "batch_size": 256,
             "micro_batch": 64,
-            "eval_sequences": 1024,
             "finetune_per_class": 256,
             "finetune_lr": 4e-5,
             "throughput_steps": 10,

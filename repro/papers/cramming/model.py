@@ -72,6 +72,7 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
     "paper": dict(hidden=768, layers=16, heads=12, ffn=3072, max_seq=128, vocab_size=32768),
     "small": dict(hidden=256, layers=4, heads=4, ffn=1024, max_seq=128, vocab_size=8192),
     "tiny": dict(hidden=128, layers=2, heads=2, ffn=512, max_seq=128, vocab_size=4096),
+    "mini": dict(hidden=64, layers=2, heads=2, ffn=256, max_seq=128, vocab_size=512),
     "micro": dict(hidden=32, layers=2, heads=2, ffn=64, max_seq=32, vocab_size=512),
 }
 

@@ -67,7 +67,7 @@ def plot(runs: dict, finetuned: dict, path: Path) -> None:
         if r["seed"] == min(x["seed"] for x in runs.values()):
             b.plot(
                 [x["t"] for x in h],
-                [x["lr"] / RECIPES[r["recipe"]].lr for x in h],
+                [x["lr"] / r["peak_lr"] for x in h],
                 color=colors[r["recipe"]],
                 label=f"{r['recipe']}: lr / peak",
             )
@@ -100,6 +100,15 @@ def plot(runs: dict, finetuned: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def scaled_recipe(name: str, cfg):
+    """The recipe with its peak learning rate times ``cfg.lr_scale`` (both recipes alike, so
+    their ratio stays the paper's 10×)."""
+    recipe = RECIPES[name]
+    if cfg.lr_scale <= 0:
+        raise ValueError(f"lr_scale={cfg.lr_scale}: must be positive (1.0: the paper's rates)")
+    return dataclasses.replace(recipe, lr=recipe.lr * cfg.lr_scale)
 
 
 def main(cfg, ctx: RunContext) -> None:
@@ -153,9 +162,12 @@ def main(cfg, ctx: RunContext) -> None:
         # one seed: the same batch order, training masks and held-out masks for both recipes
         # (the architectures differ, so their initial weights cannot be shared)
         for name in ("crammed", "original"):
-            recipe = RECIPES[name]
+            recipe = scaled_recipe(name, cfg)
             mcfg = model_config(
-                cfg.model, **{**dims, **recipe.model_overrides()}, attention=cfg.attention
+                cfg.model,
+                **{**dims, **recipe.model_overrides()},
+                attention=cfg.attention,
+                init_std=cfg.init_std,
             )
             settings = TrainSettings(
                 budget_s=budget_s,
@@ -182,7 +194,12 @@ def main(cfg, ctx: RunContext) -> None:
             res = pretrain(mcfg, recipe, train_seqs, settings, desc=f"{name} seed {seed}")
             loss, acc = evaluate_mlm(res.model, val_seqs, device=device)
             key = f"{name}_seed{seed}"
-            runs[key] = {"recipe": name, "seed": seed, "history": res.history}
+            runs[key] = {
+                "recipe": name,
+                "seed": seed,
+                "history": res.history,
+                "peak_lr": recipe.lr,
+            }
             ctx.metrics.setdefault("pretraining", {})[key] = {
                 "heldout_mlm_loss": loss,
                 "heldout_mlm_accuracy": acc,
@@ -267,7 +284,9 @@ def main(cfg, ctx: RunContext) -> None:
             )
             for arm, recipe_name, state in arms:
                 mcfg = model_config(
-                    cfg.model, **{**dims, **RECIPES[recipe_name].model_overrides()}
+                    cfg.model,
+                    **{**dims, **RECIPES[recipe_name].model_overrides()},
+                    init_std=cfg.init_std,
                 )
                 out = finetune(mcfg, state(seed), train, test, len(GENRE_GROUPS), fs)
                 out.pop("predictions")
