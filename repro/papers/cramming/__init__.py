@@ -64,6 +64,10 @@ class Config:
     model: Literal["micro", "mini", "tiny", "small", "paper"] = "mini"  # model.MODEL_SIZES
     budget: str = "30s"  # wall-clock (or CPU) budget of EACH pretraining run: 90s, 2m, 24h
     clock: Literal["wall", "cpu"] = "cpu"  # cpu: this process's CPU seconds, immune to other jobs
+    # torch threads while pretraining under the CPU clock on a CPU (0: torch's own setting). The
+    # clock sums all threads' time; at the quick size a second thread bought ~30k instead of
+    # ~49k tokens per CPU-second, so the budget's step count would depend on OMP_NUM_THREADS
+    cpu_clock_threads: int = 1
     seeds: int = 3  # one pretraining run per recipe and seed (seeds ctx.seed + i)
     corpus: str = "brown"  # brown, a text file/folder, or hf:<dataset> / hf:text:<glob>
     vocab_size: int = 512  # WordPiece vocabulary (the paper: 32768)

@@ -191,7 +191,15 @@ def main(cfg, ctx: RunContext) -> None:
                     else None
                 ),
             )
-            res = pretrain(mcfg, recipe, train_seqs, settings, desc=f"{name} seed {seed}")
+            threads = torch.get_num_threads()
+            if cfg.clock == "cpu" and device == "cpu" and cfg.cpu_clock_threads > 0:
+                # the CPU clock sums every thread's time: a thread that adds CPU time but little
+                # speed (small matrices) would shrink the budget's steps with the thread count
+                torch.set_num_threads(cfg.cpu_clock_threads)
+            try:
+                res = pretrain(mcfg, recipe, train_seqs, settings, desc=f"{name} seed {seed}")
+            finally:
+                torch.set_num_threads(threads)
             loss, acc = evaluate_mlm(res.model, val_seqs, device=device)
             key = f"{name}_seed{seed}"
             runs[key] = {
