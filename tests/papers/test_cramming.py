@@ -403,7 +403,9 @@ def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
         seeds=3,
     )
     ctx = RunContext(out_dir=tmp_path / "out", show_progress=False)
+    threads = torch.get_num_threads()
     main(cfg, ctx)
+    assert torch.get_num_threads() == threads  # single-threaded pretraining is undone after it
     m = ctx.metrics
     assert m["seeds"] == [0, 1, 2]
     losses = m["heldout_loss"]
