@@ -435,7 +435,11 @@ def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
         r["id"]: r
         for r in judge(REPRO.claims, m, ctx.skipped, preset="quick", device="cpu", status="ok")
     }
-    for cid in ("crammed-beats-original", "pretraining-helps-downstream", "crammed-finetunes-better"):
+    for cid in (
+        "crammed-beats-original",
+        "pretraining-helps-downstream",
+        "crammed-finetunes-better",
+    ):
         assert rows[cid]["n"] == 3
         assert rows[cid]["verdict"] == "inconclusive" and "learned" in rows[cid]["reason"]
     assert rows["paper-scale-gpu"]["verdict"] == "not checked at this scale"

@@ -53,7 +53,9 @@ def test_exact_masking_picks_k_tokens_per_row_and_static_gather_matches():
     x = random_seqs(8, 32)
     x[0, 5:] = SEP  # a row with only 4 maskable tokens
     k = masked_count(0.25, 32)
-    inputs, labels = mask_tokens(x, 0.25, torch.Generator().manual_seed(0), vocab_size=512, exact=True)
+    inputs, labels = mask_tokens(
+        x, 0.25, torch.Generator().manual_seed(0), vocab_size=512, exact=True
+    )
     counts = (labels != -100).sum(1)
     assert counts[0] == 4 and (counts[1:] == k).all()
     assert (labels[:, 0] == -100).all()  # [CLS] is never chosen
@@ -94,7 +96,12 @@ def test_crash_loses_only_the_steps_since_the_periodic_checkpoint(tmp_path):
             raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError, match="power cut"):
-        pretrain(micro(), CRAMMED, seqs, _settings(checkpoint_path=path, checkpoint_every_steps=3, on_step=crash))
+        pretrain(
+            micro(),
+            CRAMMED,
+            seqs,
+            _settings(checkpoint_path=path, checkpoint_every_steps=3, on_step=crash),
+        )
     assert torch.load(path, weights_only=False)["step"] == 6
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temporary file
     resumed = pretrain(micro(), CRAMMED, seqs, _settings(checkpoint_path=path, resume=True))
@@ -107,7 +114,10 @@ def test_crash_loses_only_the_steps_since_the_periodic_checkpoint(tmp_path):
 def test_midrun_evaluation_and_static_masks():
     seqs = random_seqs(64)
     res = pretrain(
-        micro(), CRAMMED, seqs[16:], _settings(eval_data=seqs[:16], eval_every=0.25, static_masks=True)
+        micro(),
+        CRAMMED,
+        seqs[16:],
+        _settings(eval_data=seqs[:16], eval_every=0.25, static_masks=True),
     )
     assert [e["step"] for e in res.evals] == [2, 4, 6]
     assert all(math.isfinite(e["heldout_loss"]) for e in res.evals)
@@ -145,29 +155,37 @@ def _write(path, lines):
 
 def _glue_tsv(root):
     """A few rows of four tasks, written as the GLUE distribution writes them."""
-    cola = ["gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.",
-            "gj04\t0\t*\tOne more pseudo generalization or I'm giving up.",
-            "gj04\t1\t\tThe \"quoted\" word stays.",
-            "gj04\t0\t*\tThe more we study verbs, the crazier they get get."]
+    cola = [
+        "gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.",
+        "gj04\t0\t*\tOne more pseudo generalization or I'm giving up.",
+        'gj04\t1\t\tThe "quoted" word stays.',
+        "gj04\t0\t*\tThe more we study verbs, the crazier they get get.",
+    ]
     _write(root / "CoLA" / "train.tsv", cola)
     _write(root / "CoLA" / "dev.tsv", cola[:2] + cola[3:])
-    mrpc = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
-            "1\t702876\t702977\tHe said the plan was good.\tThe plan was good, he said.",
-            "0\t2108705\t2108831\tShares rose 5 percent.\tThe weather was cold in May.",
-            "1\t1330381\t1330521\tThe court ruled on Monday.\tOn Monday the court ruled."]
+    mrpc = [
+        "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+        "1\t702876\t702977\tHe said the plan was good.\tThe plan was good, he said.",
+        "0\t2108705\t2108831\tShares rose 5 percent.\tThe weather was cold in May.",
+        "1\t1330381\t1330521\tThe court ruled on Monday.\tOn Monday the court ruled.",
+    ]
     _write(root / "MRPC" / "train.tsv", mrpc)
     _write(root / "MRPC" / "dev.tsv", mrpc)
-    mnli = ["index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-            "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label",
-            "0\t1\t1e\tgov\t(a)\t(b)\t(A)\t(B)\tA man is eating.\tSomeone eats.\tentailment\tentailment",
-            "1\t2\t2n\tgov\t(a)\t(b)\t(A)\t(B)\tA man is eating.\tHe is hungry.\tneutral\tneutral",
-            "2\t3\t3c\tgov\t(a)\t(b)\t(A)\t(B)\tA man is eating.\tNobody eats.\tcontradiction\tcontradiction"]
+    mnli = [
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+        "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label",
+        "0\t1\t1e\tgov\t(a)\t(b)\t(A)\t(B)\tA man is eating.\tSomeone eats.\tentailment\tentailment",
+        "1\t2\t2n\tgov\t(a)\t(b)\t(A)\t(B)\tA man is eating.\tHe is hungry.\tneutral\tneutral",
+        "2\t3\t3c\tgov\t(a)\t(b)\t(A)\t(B)\tA man is eating.\tNobody eats.\tcontradiction\tcontradiction",
+    ]
     _write(root / "MNLI" / "train.tsv", mnli)
     _write(root / "MNLI" / "dev_matched.tsv", mnli)
-    stsb = ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
-            "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000",
-            "1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man is playing a flute.\tA man is eating.\t0.500",
-            "2\tmain-captions\tMSRvid\t2012test\t0005\tnone\tnone\tA cat plays.\tA kitten is playing.\t3.800"]
+    stsb = [
+        "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
+        "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000",
+        "1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man is playing a flute.\tA man is eating.\t0.500",
+        "2\tmain-captions\tMSRvid\t2012test\t0005\tnone\tnone\tA cat plays.\tA kitten is playing.\t3.800",
+    ]
     _write(root / "STS-B" / "train.tsv", stsb)
     _write(root / "STS-B" / "dev.tsv", stsb)
 
@@ -202,7 +220,11 @@ def test_glue_loader_reads_the_hub_layouts_and_names_what_is_wrong(tmp_path, mon
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     sst = tmp_path / "hub" / "sst2"
     sst.mkdir(parents=True)
-    rows = {"sentence": ["a fine film", "a dull mess", "warm and witty"], "label": [1, 0, 1], "idx": [0, 1, 2]}
+    rows = {
+        "sentence": ["a fine film", "a dull mess", "warm and witty"],
+        "label": [1, 0, 1],
+        "idx": [0, 1, 2],
+    }
     pd.DataFrame(rows).to_parquet(sst / "train-00000-of-00001.parquet")
     pd.DataFrame(rows).to_parquet(sst / "validation-00000-of-00001.parquet")
     got = load_glue("sst2", tmp_path / "hub")
@@ -212,7 +234,10 @@ def test_glue_loader_reads_the_hub_layouts_and_names_what_is_wrong(tmp_path, mon
     for split in ("train", "validation"):
         with open(rte / f"{split}.jsonl", "w") as f:
             for i in range(2):
-                f.write(json.dumps({"sentence1": f"s{i}", "sentence2": f"t{i}", "label": i, "idx": i}) + "\n")
+                f.write(
+                    json.dumps({"sentence1": f"s{i}", "sentence2": f"t{i}", "label": i, "idx": i})
+                    + "\n"
+                )
     assert load_glue("rte", tmp_path / "hub")["validation"]["label"] == [0, 1]
     with pytest.raises(ValueError, match="choose one of"):
         load_glue("squad", tmp_path / "hub")
@@ -265,7 +290,9 @@ def test_glue_metrics_match_hand_computed_values():
     assert glue_metrics("cola", p, y)["score"] == pytest.approx(1 / 3)
     s = glue_metrics("stsb", [0.1, 0.4, 0.35, 0.8], [0.0, 1.0, 2.0, 3.0])
     assert s["spearman"] == pytest.approx(0.8)  # ranks 1,3,2,4 against 1,2,3,4
-    assert s["pearson"] == pytest.approx(float(np.corrcoef([0.1, 0.4, 0.35, 0.8], [0, 1, 2, 3])[0, 1]))
+    assert s["pearson"] == pytest.approx(
+        float(np.corrcoef([0.1, 0.4, 0.35, 0.8], [0, 1, 2, 3])[0, 1])
+    )
 
 
 def test_glue_fine_tuning_end_to_end_on_local_files(tmp_path, monkeypatch):
@@ -287,9 +314,13 @@ def test_glue_fine_tuning_end_to_end_on_local_files(tmp_path, monkeypatch):
     cfg = model_config("micro", vocab_size=tok.get_vocab_size(), **CRAMMED.model_overrides())
     fast = dataclasses.replace(GLUE_SETTINGS, epochs=2, lr=1e-3)
     state = MaskedLM(cfg).encoder.state_dict()
-    m = finetune_glue(cfg, state, tok, "mrpc", load_glue("mrpc", tmp_path / "glue"), fast, max_len=32)
+    m = finetune_glue(
+        cfg, state, tok, "mrpc", load_glue("mrpc", tmp_path / "glue"), fast, max_len=32
+    )
     assert set(m) >= {"accuracy", "f1", "score", "steps"} and m["steps"] == 2
-    r = finetune_glue(cfg, None, tok, "stsb", load_glue("stsb", tmp_path / "glue"), fast, max_len=32)
+    r = finetune_glue(
+        cfg, None, tok, "stsb", load_glue("stsb", tmp_path / "glue"), fast, max_len=32
+    )
     assert set(r) >= {"pearson", "spearman", "score"}
 
 
@@ -311,7 +342,9 @@ def test_shards_hold_the_packed_stream_and_are_reused(tmp_path):
     from repro.papers.cramming.shards import ShardedTokens, prepare_shards
 
     docs, tok = _docs(), _tok()
-    man = prepare_shards((d.text for d in docs), tok, tmp_path / "s", source="t", shard_tokens=10**9)
+    man = prepare_shards(
+        (d.text for d in docs), tok, tmp_path / "s", source="t", shard_tokens=10**9
+    )
     assert man["dtype"] == "uint16" and man["kept"] == len(docs) and len(man["shards"]) == 1
     data = ShardedTokens(tmp_path / "s", 32)
     packed = pack_documents(encode_documents(tok, docs, cache=False), 32)
@@ -319,13 +352,17 @@ def test_shards_hold_the_packed_stream_and_are_reused(tmp_path):
     rows = torch.tensor([0, 5, len(packed) - 1, 5])
     assert torch.equal(data[rows], packed[rows])
     # small shards: windows are cut inside each shard, documents straddle shard files
-    man2 = prepare_shards((d.text for d in docs), tok, tmp_path / "m", source="t", shard_tokens=1000)
+    man2 = prepare_shards(
+        (d.text for d in docs), tok, tmp_path / "m", source="t", shard_tokens=1000
+    )
     assert len(man2["shards"]) > 3 and man2["tokens"] == man["tokens"]
     many = ShardedTokens(tmp_path / "m", 32)
     assert len(many) >= len(packed) - len(man2["shards"])
     # prepared once: a second call with the same inputs reuses the files untouched
     before = (tmp_path / "s" / "shard-00000.bin").stat().st_mtime_ns
-    again = prepare_shards((d.text for d in docs), tok, tmp_path / "s", source="t", shard_tokens=10**9)
+    again = prepare_shards(
+        (d.text for d in docs), tok, tmp_path / "s", source="t", shard_tokens=10**9
+    )
     assert again == man and (tmp_path / "s" / "shard-00000.bin").stat().st_mtime_ns == before
     assert not list(tmp_path.glob("*.tmp-*"))
     with pytest.raises(IndexError, match="out of range"):
@@ -347,7 +384,10 @@ def test_shard_filters_and_wide_vocabularies(tmp_path):
     texts = [d.text for d in _docs()[:4]]
     stream = texts + [texts[0].upper().replace("\n", "  "), "zq xj kv 7f 9c 0x zz qq " * 30]
     man = prepare_shards(
-        stream, tok, tmp_path / "f", source="f",
+        stream,
+        tok,
+        tmp_path / "f",
+        source="f",
         filters=FilterSettings(max_tokens_per_char=0.5, dedup=True),  # Brown: ~0.42 at 400 entries
     )
     assert man["dropped_duplicate"] == 1  # the re-cased, re-spaced copy of the first document
@@ -356,6 +396,7 @@ def test_shard_filters_and_wide_vocabularies(tmp_path):
     assert dtype_for(65536) == np.uint16 and dtype_for(65537) == np.uint32
     sampled = train_tokenizer_on_sample(iter(texts), vocab_size=300, sample_docs=2)
     assert sampled.get_vocab_size() <= 300
+
     # a tokenizer past 65536 entries would need uint32: check the writer's choice with a stub
     class Wide:
         def __init__(self, inner):
@@ -372,7 +413,10 @@ def test_shard_filters_and_wide_vocabularies(tmp_path):
 
     w = prepare_shards(texts, Wide(tok), tmp_path / "w", source="w")
     assert w["dtype"] == "uint32"
-    assert torch.equal(ShardedTokens(tmp_path / "w", 16)[torch.arange(4)], ShardedTokens(tmp_path / "f", 16)[torch.arange(4)])
+    assert torch.equal(
+        ShardedTokens(tmp_path / "w", 16)[torch.arange(4)],
+        ShardedTokens(tmp_path / "f", 16)[torch.arange(4)],
+    )
 
 
 def test_training_from_shards_equals_training_from_the_packed_tensor(tmp_path):
@@ -395,7 +439,9 @@ def test_data_benchmark_reports_memory_and_speed(tmp_path):
     assert parse_count("100M") == 10**8 and parse_count("250k") == 250_000
     with pytest.raises(ValueError, match="token count"):
         parse_count("lots")
-    row = measure(60_000, tmp_path / "b", vocab_size=500, seq_len=32, batch=8, batches=20, shard_tokens=25_000)
+    row = measure(
+        60_000, tmp_path / "b", vocab_size=500, seq_len=32, batch=8, batches=20, shard_tokens=25_000
+    )
     assert row["tokens"] == 60_000 and row["shards"] == 3
     assert row["prepare_tokens_per_s"] > 0 and row["sample_tokens_per_s"] > 0
     assert row["peak_rss_mib"] >= row["peak_rss_mib_before"] > 0

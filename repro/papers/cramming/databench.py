@@ -135,7 +135,9 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m repro.papers.cramming.databench")
     p.add_argument("--tokens", default="100M", help="corpus size in tokens (default 100M)")
-    p.add_argument("--also", default="10M", help="a smaller size to compare peak memory with ('' for none)")
+    p.add_argument(
+        "--also", default="10M", help="a smaller size to compare peak memory with ('' for none)"
+    )
     p.add_argument("--dir", default="", help="where shards go (default: a temporary folder)")
     p.add_argument("--batches", type=int, default=2000)
     p.add_argument("--json", default="", help="also write the figures to this file")
@@ -157,9 +159,20 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(args.dir) if args.dir else Path(tmp)
         for n in sizes:
             folder = base / f"repeated-brown-{n}"
-            cmd = [sys.executable, "-m", "repro.papers.cramming.databench", "--child",
-                   "--tokens", str(n), "--also", "", "--dir", str(folder),
-                   "--batches", str(args.batches)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "repro.papers.cramming.databench",
+                "--child",
+                "--tokens",
+                str(n),
+                "--also",
+                "",
+                "--dir",
+                str(folder),
+                "--batches",
+                str(args.batches),
+            ]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-3000:], file=sys.stderr)

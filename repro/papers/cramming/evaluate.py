@@ -124,7 +124,9 @@ def _unpack(data: tuple) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tenso
         return data[0], None, data[1]
     if len(data) == 3:
         return data
-    raise ValueError(f"fine-tuning data: give (ids, labels) or (ids, mask, labels), not {len(data)} tensors")
+    raise ValueError(
+        f"fine-tuning data: give (ids, labels) or (ids, mask, labels), not {len(data)} tensors"
+    )
 
 
 def finetune(

@@ -54,7 +54,12 @@ GLUE_TASKS: dict[str, GlueTask] = {
             tsv_header=("source", "label", "original_label", "sentence"),
         ),
         GlueTask(
-            "sst2", ("sentence", None), 2, ("accuracy",), "SST-2", {"sentence": "sentence", "label": "label"}
+            "sst2",
+            ("sentence", None),
+            2,
+            ("accuracy",),
+            "SST-2",
+            {"sentence": "sentence", "label": "label"},
         ),
         GlueTask(
             "mrpc",
@@ -119,7 +124,11 @@ GLUE_TASKS: dict[str, GlueTask] = {
     )
 }
 
-_TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv", "validation_matched": "dev_matched.tsv"}
+_TSV_FILES = {
+    "train": "train.tsv",
+    "validation": "dev.tsv",
+    "validation_matched": "dev_matched.tsv",
+}
 
 
 def get_task(name: str) -> GlueTask:

@@ -225,7 +225,9 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps) if cfg.final_norm else None
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, T) token ids (and optionally a (B, T) 1/0 padding mask) → (B, T, H)."""
         x = self.embed(ids)
         mask = key_mask(attention_mask)
@@ -328,7 +330,9 @@ class SequenceClassifier(nn.Module):
         self.classify = nn.Linear(cfg.hidden, num_labels)
         init_weights(self, cfg.init_std)
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         h = self.encoder(ids, attention_mask)  # (B, T, H)
         if self.pooler == "cls":
             h = h[:, 0]

@@ -126,7 +126,11 @@ def main(cfg, ctx: RunContext) -> None:
         # (reused while the tokenizer and documents are the same), windows drawn from the maps
         from .shards import ShardedTokens, prepare_shards
 
-        folder = checkpoint_dir(cfg).parent / "shards" / f"{cfg.corpus.replace('/', '_')}-v{corpus.vocab_size}"
+        folder = (
+            checkpoint_dir(cfg).parent
+            / "shards"
+            / f"{cfg.corpus.replace('/', '_')}-v{corpus.vocab_size}"
+        )
         man = prepare_shards(
             (d.text for d in corpus.train_docs),
             corpus.tokenizer,
@@ -134,7 +138,11 @@ def main(cfg, ctx: RunContext) -> None:
             source=f"{cfg.corpus}|{len(corpus.train_docs)}",
         )
         train_seqs = ShardedTokens(folder, cfg.seq_len)
-        ctx.metrics["shards"] = {"folder": str(folder), "tokens": man["tokens"], "files": len(man["shards"])}
+        ctx.metrics["shards"] = {
+            "folder": str(folder),
+            "tokens": man["tokens"],
+            "files": len(man["shards"]),
+        }
     dims = dict(MODEL_SIZES[cfg.model], vocab_size=corpus.vocab_size, max_seq=cfg.seq_len)
     # (unigram, above: what token frequencies alone achieve on the held-out masked positions,
     # the line of the learned gates)

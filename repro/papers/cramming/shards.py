@@ -126,10 +126,9 @@ def prepare_shards(
                 if len(ids) < filters.min_tokens:
                     stats["dropped_short"] += 1
                     continue
-                if (
-                    filters.max_tokens_per_char is not None
-                    and len(ids) > filters.max_tokens_per_char * max(len(text), 1)
-                ):
+                if filters.max_tokens_per_char is not None and len(
+                    ids
+                ) > filters.max_tokens_per_char * max(len(text), 1):
                     stats["dropped_compression"] += 1
                     continue
                 arr = np.asarray(ids + [SEP], dtype=dtype)

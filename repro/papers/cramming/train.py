@@ -378,15 +378,24 @@ def pretrain(
                     e_loss, e_acc = evaluate_mlm(model, s.eval_data, device=device)
                     model.train()
                     state["evals"].append(
-                        {"step": state["step"], "t": t_now, "elapsed": state["elapsed"],
-                         "heldout_loss": e_loss, "heldout_accuracy": e_acc}
+                        {
+                            "step": state["step"],
+                            "t": t_now,
+                            "elapsed": state["elapsed"],
+                            "heldout_loss": e_loss,
+                            "heldout_accuracy": e_acc,
+                        }
                     )
                     t0 += now() - paused  # evaluation is not training: keep it off the budget
-            if path is not None and rank == 0 and (
-                (s.checkpoint_every_steps > 0 and state["step"] % s.checkpoint_every_steps == 0)
-                or (
-                    s.checkpoint_every_s > 0
-                    and state["elapsed"] - last_checkpoint >= s.checkpoint_every_s
+            if (
+                path is not None
+                and rank == 0
+                and (
+                    (s.checkpoint_every_steps > 0 and state["step"] % s.checkpoint_every_steps == 0)
+                    or (
+                        s.checkpoint_every_s > 0
+                        and state["elapsed"] - last_checkpoint >= s.checkpoint_every_s
+                    )
                 )
             ):
                 paused = now()
