@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import subprocess
 import sys
 
@@ -201,19 +200,6 @@ def test_original_recipe_equals_hugging_face_bert_with_the_same_weights():
     torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
 
 
-def test_flash_attention_gives_clear_errors(monkeypatch):
-    from repro.papers.cramming import model as model_mod
-
-    m = MaskedLM(micro(attention="flash"))
-    x, y = mask_tokens(random_seqs(), 0.25, torch.Generator().manual_seed(0), vocab_size=512)
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(RuntimeError, match="CUDA"):
-        m(x, y)
-    monkeypatch.setitem(sys.modules, "repro.papers.flash_attention.kernel", None)
-    with pytest.raises(ImportError, match="attention='sdpa'"):
-        model_mod._flash_attention()
-
-
 # --------------------------------------------------------------------------- data
 def test_masking_rates_and_the_80_10_10_rule():
     g = torch.Generator().manual_seed(0)
@@ -359,7 +345,7 @@ def test_finetune_learns_a_planted_label():
         (x[:160], y[:160]),
         (x[160:], y[160:]),
         2,
-        FinetuneSettings(epochs=3, lr=1e-3),
+        FinetuneSettings(epochs=3, lr=1e-3, pooler="mean"),
     )
     assert res["balanced_accuracy"] > 0.95
 
@@ -390,46 +376,6 @@ def test_cli_rejects_a_budget_without_unit(capsys):
     assert main(["--budget=24h", "--dry_run"]) == 0
 
 
-_FLASH_CHECK = """
-import torch
-from repro.papers.cramming.data import mask_tokens
-from repro.papers.cramming.model import MaskedLM, model_config
-from repro.papers.cramming.recipes import CRAMMED
-torch.manual_seed(0)
-cfg = model_config("micro", layers=1, **CRAMMED.model_overrides())
-a = MaskedLM(cfg)
-b = MaskedLM(model_config("micro", layers=1, attention="flash", **CRAMMED.model_overrides()))
-b.load_state_dict(a.state_dict())
-x = torch.randint(6, 512, (2, 32))
-x, y = mask_tokens(x, 0.25, torch.Generator().manual_seed(0), vocab_size=512)
-la, lb = a.mean_loss(x, y), b.mean_loss(x, y)
-la.backward()
-lb.backward()
-torch.testing.assert_close(lb, la, rtol=1e-5, atol=1e-5)
-for (n, p), q in zip(a.named_parameters(), b.parameters()):
-    torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=n)
-"""
-
-
-def test_flash_kernel_inside_the_model_matches_sdpa():
-    """The project's Triton kernel (run by Triton's CPU interpreter here) as the model's
-    attention: same loss and gradients as SDPA. In a fresh process, because Triton fixes
-    interpreter or compiled mode when it is first imported (another test may import it)."""
-    try:
-        import importlib.util
-
-        found = importlib.util.find_spec("repro.papers.flash_attention.kernel") is not None
-    except ImportError:
-        found = False
-    if not found:
-        pytest.skip("the FlashAttention kernel module is not there")
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _FLASH_CHECK], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
 def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
     """Three seeds of two steps each: the loss gap, the accuracy gap and each recipe's margin
     below the unigram loss are per-seed lists, and the claims judge them: two steps learn
@@ -457,7 +403,9 @@ def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
         seeds=3,
     )
     ctx = RunContext(out_dir=tmp_path / "out", show_progress=False)
+    threads = torch.get_num_threads()
     main(cfg, ctx)
+    assert torch.get_num_threads() == threads  # single-threaded pretraining is undone after it
     m = ctx.metrics
     assert m["seeds"] == [0, 1, 2]
     losses = m["heldout_loss"]
@@ -468,12 +416,30 @@ def test_tiny_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
         assert m[f"{recipe}_below_unigram"] == pytest.approx(
             [m["heldout_unigram_loss"] - x for x in losses[recipe]]
         )
+        assert m["heldout_accuracy"][recipe] == pytest.approx(
+            [m["pretraining"][f"{recipe}_seed{s}"]["heldout_mlm_accuracy"] for s in range(3)]
+        )
     assert len(m["downstream_accuracy_gap"]) == 3
+    acc = m["downstream_accuracy"]
+    assert set(acc) == {"crammed", "original", "random_init"}
+    assert m["downstream_crammed_vs_original"] == pytest.approx(
+        [c - o for c, o in zip(acc["crammed"], acc["original"])]
+    )
+    assert m["downstream_accuracy_gap"] == pytest.approx(
+        [c - r for c, r in zip(acc["crammed"], acc["random_init"])]
+    )
+    # mid-run evaluations happen inside the budget, at fixed fractions of it
+    evals = m["pretraining"]["crammed_seed0"]["midrun_evals"]
+    assert [e["step"] for e in evals] == [1] and evals[0]["heldout_loss"] > 0
     rows = {
         r["id"]: r
         for r in judge(REPRO.claims, m, ctx.skipped, preset="quick", device="cpu", status="ok")
     }
-    for cid in ("crammed-beats-original", "pretraining-helps-downstream"):
+    for cid in (
+        "crammed-beats-original",
+        "pretraining-helps-downstream",
+        "crammed-finetunes-better",
+    ):
         assert rows[cid]["n"] == 3
         assert rows[cid]["verdict"] == "inconclusive" and "learned" in rows[cid]["reason"]
     assert rows["paper-scale-gpu"]["verdict"] == "not checked at this scale"

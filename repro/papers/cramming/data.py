@@ -94,6 +94,11 @@ def pack_documents(encoded: list[torch.Tensor], seq_len: int) -> torch.Tensor:
     return torch.cat([torch.full((n, 1), CLS, dtype=torch.long), windows], dim=1)  # (N, T)
 
 
+def masked_count(rate: float, seq_len: int) -> int:
+    """Masked tokens per sequence under exact masking: rate × (T − 1) rounded ([CLS] excluded)."""
+    return max(1, round(rate * (seq_len - 1)))
+
+
 def mask_tokens(
     ids: torch.Tensor,
     rate: float,
@@ -101,11 +106,23 @@ def mask_tokens(
     *,
     vocab_size: int,
     rule_80_10_10: bool = True,
+    exact: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: each non-special token is chosen with probability ``rate``; a chosen
     token becomes [MASK] (80%), a random word (10%) or stays (10%); without the rule every
-    chosen token becomes [MASK]. Returns (inputs, labels) with labels −100 where not chosen."""
-    chosen = (torch.rand(ids.shape, generator=generator) < rate) & (ids >= N_SPECIAL)
+    chosen token becomes [MASK]. Returns (inputs, labels) with labels −100 where not chosen.
+
+    ``exact=True`` chooses exactly ``masked_count(rate, T)`` of each row's non-special tokens
+    (all of them if a row has fewer), the static count that sparse prediction under
+    ``torch.compile`` needs."""
+    eligible = ids >= N_SPECIAL
+    if exact:
+        k = masked_count(rate, ids.shape[-1])
+        score = torch.rand(ids.shape, generator=generator).masked_fill(~eligible, -1.0)
+        pick = score.topk(k, dim=-1).indices
+        chosen = torch.zeros_like(eligible).scatter_(-1, pick, True) & eligible
+    else:
+        chosen = (torch.rand(ids.shape, generator=generator) < rate) & eligible
     labels = torch.where(chosen, ids, torch.full_like(ids, -100))
     inputs = ids.clone()
     if rule_80_10_10:

@@ -16,15 +16,22 @@ dropout           0.1                      0
 tie_embeddings    yes                      yes
 ================  =======================  ==========================================
 
-Attention goes through ``torch.nn.functional.scaled_dot_product_attention``; ``attention="flash"``
-swaps in the project's Triton FlashAttention kernel on a GPU, and ``attention="manual"`` is the
-readable softmax(QKᵀ/√d)V path the tests compare against.
+Attention goes through ``torch.nn.functional.scaled_dot_product_attention`` (on a GPU it picks
+a fused FlashAttention-style kernel by itself); ``attention="manual"`` is the readable
+softmax(QKᵀ/√d)V path the tests compare against. Both take a padding mask (``attention_mask``,
+1 = a real token, 0 = padding) so that batches of sentences of unequal length (GLUE) never
+attend to padding, and the classifier's mean pooling averages real tokens only.
+
+Sparse prediction (the decoder on masked positions only) has two forms: a boolean gather of the
+masked positions (their number varies from batch to batch), and, with ``masked_per_seq=k``, a
+gather of exactly k positions per sequence, a static shape that ``torch.compile`` can trace
+without recompiling (the masking then picks exactly k tokens per sequence, see
+``data.mask_tokens``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -54,7 +61,7 @@ class ModelConfig:
     tie_embeddings: bool = True
     sparse_prediction: bool = True
     dropout: float = 0.0
-    attention: Literal["sdpa", "flash", "manual"] = "sdpa"
+    attention: Literal["sdpa", "manual"] = "sdpa"
     norm_eps: float = 1e-12
     init_std: float = 0.02
 
@@ -65,6 +72,7 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
     "paper": dict(hidden=768, layers=16, heads=12, ffn=3072, max_seq=128, vocab_size=32768),
     "small": dict(hidden=256, layers=4, heads=4, ffn=1024, max_seq=128, vocab_size=8192),
     "tiny": dict(hidden=128, layers=2, heads=2, ffn=512, max_seq=128, vocab_size=4096),
+    "mini": dict(hidden=64, layers=2, heads=2, ffn=256, max_seq=128, vocab_size=512),
     "micro": dict(hidden=32, layers=2, heads=2, ffn=64, max_seq=32, vocab_size=512),
 }
 
@@ -119,23 +127,22 @@ class Embeddings(nn.Module):
 
 
 # --------------------------------------------------------------------------- attention
-def manual_attention(q, k, v, dropout_p: float = 0.0, training: bool = False):
-    """softmax(Q Kᵀ / √d) V with the whole score matrix in memory (the readable reference)."""
+def manual_attention(q, k, v, dropout_p: float = 0.0, training: bool = False, mask=None):
+    """softmax(Q Kᵀ / √d + M) V with the whole score matrix in memory (the readable reference);
+    M is 0 where a key may be attended and −∞ at padding (``mask``: bool (B, 1, 1, T), True =
+    attend)."""
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, nh, T, T)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
     probs = F.dropout(scores.softmax(-1), dropout_p, training)
     return probs @ v
 
 
-def _flash_attention():
-    """The project's Triton kernel, imported only when asked for (it needs CUDA and Triton)."""
-    try:
-        from repro.papers.flash_attention.kernel import flash_attention
-    except ImportError as e:
-        raise ImportError(
-            "attention='flash' needs repro.papers.flash_attention.kernel (the project's Triton "
-            f"FlashAttention kernel), which could not be imported: {e}. Use attention='sdpa'."
-        ) from e
-    return flash_attention
+def key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, T) 1/0 padding mask → (B, 1, 1, T) bool, broadcast over heads and queries."""
+    if attention_mask is None:
+        return None
+    return attention_mask.bool()[:, None, None, :]
 
 
 class SelfAttention(nn.Module):
@@ -143,33 +150,23 @@ class SelfAttention(nn.Module):
         super().__init__()
         if cfg.hidden % cfg.heads:
             raise ValueError(f"hidden={cfg.hidden} is not divisible by heads={cfg.heads}")
+        if cfg.attention not in ("sdpa", "manual"):
+            raise ValueError(f"attention={cfg.attention!r}: use 'sdpa' or 'manual'")
         self.heads = cfg.heads
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden, bias=cfg.bias)
         self.out = nn.Linear(cfg.hidden, cfg.hidden, bias=cfg.bias)
         self.dropout = cfg.dropout
         self.kind = cfg.attention
-        self._flash = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, H = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, H // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, nh, T, hs)
         p = self.dropout if self.training else 0.0
         if self.kind == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        elif self.kind == "flash":
-            if not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-                raise RuntimeError(
-                    "attention='flash' runs on a CUDA device (or, slowly, with TRITON_INTERPRET=1); "
-                    "use 'sdpa' on a CPU"
-                )
-            if p:
-                raise ValueError("attention='flash' has no attention dropout; use dropout=0")
-            if self._flash is None:
-                self._flash = _flash_attention()
-            y = self._flash(q, k, v, causal=False)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            y = manual_attention(q, k, v, p, self.training)
+            y = manual_attention(q, k, v, p, self.training, mask)
         y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
         return self.out(y)
 
@@ -212,11 +209,11 @@ class Block(nn.Module):
         self.ffn = FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.pre:
-            x = x + self.drop(self.attn(self.norm1(x)))
+            x = x + self.drop(self.attn(self.norm1(x), mask))
             return x + self.drop(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.drop(self.attn(x)))
+        x = self.norm1(x + self.drop(self.attn(x, mask)))
         return self.norm2(x + self.drop(self.ffn(x)))
 
 
@@ -228,10 +225,14 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps) if cfg.final_norm else None
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, T) token ids (and optionally a (B, T) 1/0 padding mask) → (B, T, H)."""
         x = self.embed(ids)
+        mask = key_mask(attention_mask)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         return self.final_norm(x) if self.final_norm is not None else x
 
 
@@ -268,15 +269,23 @@ class MaskedLM(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.transform(hidden))
 
-    def loss_terms(self, ids: torch.Tensor, labels: torch.Tensor):
+    def loss_terms(self, ids: torch.Tensor, labels: torch.Tensor, masked_per_seq: int = 0):
         """(sum of cross-entropy over masked tokens, number of correct predictions, masked count).
 
         Sparse prediction runs the decoder on the masked positions only: L = Σ_{i∈M} −log p(x_i).
         Full prediction runs it on every position and ignores the unmasked ones in the loss, which
-        is the same number at (1/mask rate)× the decoder cost.
+        is the same number at (1/mask rate)× the decoder cost. With ``masked_per_seq=k`` (every
+        sequence has exactly k masked tokens) the sparse gather has the static shape (B, k).
         """
         hidden = self.encoder(ids)  # (B, T, H)
-        if self.cfg.sparse_prediction:
+        if self.cfg.sparse_prediction and masked_per_seq > 0:
+            # the k masked positions of each row, found with a fixed-size top-k (no data-dependent
+            # shapes): rows with fewer than k masked tokens contribute their padding as -100
+            pos = (labels != -100).to(torch.int8).topk(masked_per_seq, dim=1, sorted=False).indices
+            h = hidden.gather(1, pos[..., None].expand(-1, -1, hidden.shape[-1]))  # (B, k, H)
+            logits = self.logits(h).view(-1, self.cfg.vocab_size)  # (B·k, V)
+            target = labels.gather(1, pos).view(-1)
+        elif self.cfg.sparse_prediction:
             keep = labels.view(-1) != -100
             logits = self.logits(hidden.view(-1, hidden.shape[-1])[keep])  # (M, V)
             target = labels.view(-1)[keep]
@@ -285,13 +294,13 @@ class MaskedLM(nn.Module):
             target = labels.view(-1)
         loss = F.cross_entropy(logits.float(), target, ignore_index=-100, reduction="sum")
         valid = target != -100
-        correct = (logits.argmax(-1) == target)[valid].sum()
+        correct = ((logits.argmax(-1) == target) & valid).sum()
         return loss, correct, valid.sum()
 
-    def forward(self, ids: torch.Tensor, labels: torch.Tensor):
+    def forward(self, ids: torch.Tensor, labels: torch.Tensor, masked_per_seq: int = 0):
         """The loss terms; the training loop calls the module (not ``loss_terms``) so that DDP's
         forward hooks run."""
-        return self.loss_terms(ids, labels)
+        return self.loss_terms(ids, labels, masked_per_seq)
 
     def mean_loss(self, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss, _, n = self.loss_terms(ids, labels)
@@ -300,8 +309,9 @@ class MaskedLM(nn.Module):
 
 class SequenceClassifier(nn.Module):
     """Encoder, pooling, then Linear, tanh, dropout, Linear (the paper's downstream head).
-    pooler="cls" reads the first ([CLS]) position, "mean" averages all positions (both are
-    options of the paper's code)."""
+    pooler="cls" reads the first ([CLS]) position (the released GLUE setting, ``zero_index``),
+    "mean" averages the real (non-padding) positions. ``num_labels=1`` is a regression head
+    (STS-B)."""
 
     def __init__(
         self,
@@ -311,6 +321,8 @@ class SequenceClassifier(nn.Module):
         pooler: Literal["cls", "mean"] = "mean",
     ):
         super().__init__()
+        if pooler not in ("cls", "mean"):
+            raise ValueError(f"pooler={pooler!r}: use 'cls' or 'mean'")
         self.pooler = pooler
         self.encoder = Encoder(cfg)
         self.pool = nn.Linear(cfg.hidden, cfg.hidden)
@@ -318,7 +330,15 @@ class SequenceClassifier(nn.Module):
         self.classify = nn.Linear(cfg.hidden, num_labels)
         init_weights(self, cfg.init_std)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(ids)  # (B, T, H)
-        h = h[:, 0] if self.pooler == "cls" else h.mean(1)  # (B, H)
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        h = self.encoder(ids, attention_mask)  # (B, T, H)
+        if self.pooler == "cls":
+            h = h[:, 0]
+        elif attention_mask is None:
+            h = h.mean(1)
+        else:
+            w = attention_mask.to(h.dtype)[..., None]  # (B, T, 1)
+            h = (h * w).sum(1) / w.sum(1).clamp(min=1)  # (B, H): mean over real tokens
         return self.classify(self.drop(torch.tanh(self.pool(h))))

@@ -11,8 +11,18 @@ takes its contiguous share. The loss is the sum over the process's masked tokens
 global number of masked tokens (times N, because DDP averages gradients), so the gradient equals
 the single-process gradient of the same global batch up to summation order.
 
-Ctrl-C (or the runner's timeout) writes a checkpoint before the exception goes on; so does the
-end of the budget. ``resume=True`` loads it and continues the same schedule.
+Checkpoints (atomic: written to a temporary file, then renamed): every ``checkpoint_every_s``
+seconds of budget and/or every ``checkpoint_every_steps`` steps, at the end of the budget, and
+on Ctrl-C (or the runner's timeout) before the exception goes on. ``resume=True`` loads the
+latest and continues the same schedule; since the batch rows and the masks are pure functions of
+the seed and the step, a resumed run takes the same steps as an uninterrupted one (a crash loses
+at most the interval since the last checkpoint).
+
+Paper regime: the global batch (the paper's full batch is 8192 sequences) is reached by
+gradient accumulation over micro-batches, ramped over the budget; ``static_masks`` masks exactly
+k tokens per sequence so that sparse prediction has static shapes and ``compile`` (torch.compile)
+traces one graph; ``eval_data`` with ``eval_every`` measures held-out MLM loss during the run
+(the clock is paused while it does).
 
 Command line (what a user runs; the reproduction in ``run.py`` calls :func:`pretrain` directly)::
 
@@ -26,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -36,7 +47,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .data import mask_tokens
+from .data import mask_tokens, masked_count
 from .model import MaskedLM, ModelConfig
 from .recipes import (
     Recipe,
@@ -58,7 +69,12 @@ class TrainSettings:
     device: str = "cpu"
     compile: bool = False
     checkpoint_path: Path | None = None
+    checkpoint_every_s: float = 0.0  # > 0: also write a checkpoint every this many budget seconds
+    checkpoint_every_steps: int = 0  # > 0: also write a checkpoint every this many steps
     resume: bool = False
+    static_masks: bool = False  # exactly k masked tokens per sequence (static shapes; compile)
+    eval_data: torch.Tensor | None = None  # held-out sequences for mid-run evaluation
+    eval_every: float = 0.0  # > 0: evaluate at every this fraction of the budget (0.25: 4 times)
     show_progress: bool = True
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
     on_step: Callable[[int], None] | None = None  # called after every step (tests interrupt here)
@@ -73,6 +89,7 @@ class TrainResult:
     elapsed_s: float
     history: list[dict]
     stopped: str  # "budget", "steps"
+    evals: list[dict] = field(default_factory=list)  # mid-run held-out evaluations
 
     @property
     def tokens_per_s(self) -> float:
@@ -118,16 +135,32 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
     )
 
 
+def _coprime_multiplier(n: int, g: torch.Generator) -> int:
+    while True:
+        a = int(torch.randint(1, max(n, 2), (1,), generator=g))
+        if math.gcd(a, n) == 1:
+            return a
+
+
 def batch_rows(cursor: int, count: int, n: int, seed: int) -> torch.Tensor:
     """Rows ``cursor .. cursor+count`` of an endless stream of per-epoch permutations of range(n).
-    A pure function of its arguments, so every process and every resumed run sees the same data."""
+
+    Epoch e's permutation is the affine bijection i ↦ (a_e·i + b_e) mod n with a_e coprime to n,
+    drawn from (seed, e): O(count) work per call, whatever n (no permutation of the corpus is
+    ever built), and a pure function of its arguments, so every process and every resumed run
+    sees the same data. An affine map spreads consecutive draws a_e rows apart across the corpus;
+    it is a weaker shuffle than a uniform random permutation, which packed windows of a corpus in
+    document order do not need."""
     out, done = [], 0
     while done < count:
         epoch, offset = divmod(cursor + done, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        take = perm[offset : offset + count - done]
-        out.append(take)
-        done += len(take)
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        a = _coprime_multiplier(n, g)
+        b = int(torch.randint(0, n, (1,), generator=g))
+        take = min(count - done, n - offset)
+        i = torch.arange(offset, offset + take, dtype=torch.long)
+        out.append((a * i + b) % n)
+        done += take
     return torch.cat(out)
 
 
@@ -195,7 +228,10 @@ def load_checkpoint(path: Path, model: MaskedLM, opt, recipe: Recipe) -> dict:
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     torch.set_rng_state(ck["torch_rng"])
-    return {k: ck[k] for k in ("step", "cursor", "elapsed", "tokens", "history")}
+    return {
+        k: ck.get(k, []) if k == "evals" else ck[k]
+        for k in ("step", "cursor", "elapsed", "tokens", "history", "evals")
+    }
 
 
 # --------------------------------------------------------------------------- the loop
@@ -217,7 +253,7 @@ def pretrain(
     torch.manual_seed(s.seed)  # identical initial weights on every process
     model = MaskedLM(model_cfg).to(device)
     opt = make_optimizer(model, recipe)
-    state = {"step": 0, "cursor": 0, "elapsed": 0.0, "tokens": 0, "history": []}
+    state = {"step": 0, "cursor": 0, "elapsed": 0.0, "tokens": 0, "history": [], "evals": []}
     path = s.checkpoint_path
     if s.resume and path is not None and path.exists():
         state = load_checkpoint(path, model, opt, recipe)
@@ -231,6 +267,8 @@ def pretrain(
         net = ddp = DistributedDataParallel(
             model, device_ids=[int(device.split(":")[1])] if ":" in device else None
         )
+    static = s.static_masks or s.compile  # compile wants one shape for the sparse gather
+    k_masked = masked_count(recipe.mask_rate, data.shape[1]) if static else 0
     if s.compile:
         net = torch.compile(net)
     cuda = device.startswith("cuda")
@@ -249,6 +287,7 @@ def pretrain(
         raise ValueError(f"clock={s.clock!r}: use 'wall' or 'cpu'")
     now = time.perf_counter if s.clock == "wall" else time.process_time
     t0 = now()
+    last_checkpoint = state["elapsed"]
     stopped = "budget"
 
     def fraction(elapsed: float, step: int) -> float:
@@ -274,6 +313,7 @@ def pretrain(
                 _mask_generator(s.seed, state["step"]),
                 vocab_size=model_cfg.vocab_size,
                 rule_80_10_10=recipe.mask_80_10_10,
+                exact=static,
             )
             n_masked = int((labels != -100).sum())
             share = G // n_proc
@@ -291,7 +331,7 @@ def pretrain(
                 )
                 with sync:
                     with autocast():
-                        part, _, _ = net(x_mine[sl], y_mine[sl])
+                        part, _, _ = net(x_mine[sl], y_mine[sl], k_masked)
                     (part * n_proc / max(n_masked, 1)).backward()
                 loss_sum += part.detach()
             if recipe.clip:
@@ -328,6 +368,40 @@ def pretrain(
             else:
                 left = s.budget_s - state["elapsed"]
             bar.update(fraction(state["elapsed"], state["step"]), state["step"], loss, tok_s, left)
+            t_now = fraction(state["elapsed"], state["step"])
+            if s.eval_data is not None and s.eval_every > 0 and rank == 0:
+                due = int(t_now / s.eval_every + 1e-9)  # evaluations due so far
+                if due > len(state["evals"]) and t_now < 1.0:
+                    paused = now()
+                    from .evaluate import evaluate_mlm
+
+                    e_loss, e_acc = evaluate_mlm(model, s.eval_data, device=device)
+                    model.train()
+                    state["evals"].append(
+                        {
+                            "step": state["step"],
+                            "t": t_now,
+                            "elapsed": state["elapsed"],
+                            "heldout_loss": e_loss,
+                            "heldout_accuracy": e_acc,
+                        }
+                    )
+                    t0 += now() - paused  # evaluation is not training: keep it off the budget
+            if (
+                path is not None
+                and rank == 0
+                and (
+                    (s.checkpoint_every_steps > 0 and state["step"] % s.checkpoint_every_steps == 0)
+                    or (
+                        s.checkpoint_every_s > 0
+                        and state["elapsed"] - last_checkpoint >= s.checkpoint_every_s
+                    )
+                )
+            ):
+                paused = now()
+                save_checkpoint(path, model, opt, state, recipe)
+                last_checkpoint = state["elapsed"]
+                t0 += now() - paused  # nor is writing the checkpoint
             if s.on_step is not None:
                 s.on_step(state["step"])
     except BaseException as e:
@@ -352,6 +426,7 @@ def pretrain(
         elapsed_s=state["elapsed"],
         history=state["history"],
         stopped=stopped,
+        evals=state["evals"],
     )
 
 
@@ -383,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--attention", default="sdpa", choices=("sdpa", "flash", "manual"))
+    p.add_argument("--attention", default="sdpa", choices=("sdpa", "manual"))
     p.add_argument("--compile", action="store_true")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: in the cache)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
