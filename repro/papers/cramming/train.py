@@ -463,9 +463,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: in the cache)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     p.add_argument("--eval_sequences", type=int, default=256)
+    p.add_argument(
+        "--evals", type=int, default=4, help="held-out evaluations during the run (0: none)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="JSON file for the run's record: loss curve, mid-run and final held-out loss",
+    )
     p.add_argument("--dry_run", action="store_true", help="print the plan and stop")
     p.add_argument("--no_progress", action="store_true")
     return p
+
+
+def write_run_record(path: Path, args, cfg, res, device, loss, acc, corpus, train, val) -> None:
+    """The CLI run as a results file (atomic): settings, throughput, the loss curve, mid-run
+    evaluations and the final held-out MLM loss beside the unigram line of the same masking."""
+    import json
+    import platform
+
+    from repro.common import device_name
+    from repro.results import atomic_write_text, jsonable
+
+    from .evaluate import unigram_loss
+
+    unigram = unigram_loss(train, val[: args.eval_sequences], corpus.vocab_size)
+    record = {
+        "kind": "cramming-cli-run",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "args": vars(args),
+        "model": dataclasses.asdict(cfg),
+        "parameters": sum(p.numel() for p in res.model.parameters()),
+        "steps": res.steps,
+        "sequences": res.sequences,
+        "tokens": res.tokens,
+        "elapsed_s": res.elapsed_s,
+        "tokens_per_s": res.tokens_per_s,
+        "stopped": res.stopped,
+        "held_out": {
+            "loss": loss,
+            "accuracy": acc,
+            "unigram_loss": unigram,
+            "below_unigram": unigram - loss,
+            "sequences": int(min(args.eval_sequences, len(val))),
+        },
+        "evals": res.evals,
+        "curve": res.history,
+    }
+    atomic_write_text(path, json.dumps(jsonable(record), indent=1) + "\n")
+    print(f"run record: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -531,8 +580,13 @@ def main(argv: list[str] | None = None) -> int:
         compile=args.compile,
         checkpoint_path=ckpt,
         resume=args.resume,
+        eval_data=val[: min(args.eval_sequences, 64)] if args.evals > 0 else None,
+        eval_every=1.0 / (args.evals + 1) if args.evals > 0 else 0.0,
         show_progress=not args.no_progress,
     )
+    if args.out and Path(args.out).is_dir():
+        print(f"error: --out {args.out} is a folder; give a file name (run.json)", file=sys.stderr)
+        return 2
     try:
         res = pretrain(cfg, recipe, train, settings, desc=f"{recipe.name} {args.model}")
     except KeyboardInterrupt:
@@ -549,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({res.tokens_per_s:,.0f} tok/s); held-out MLM loss {loss:.4f}, accuracy {acc:.4f}; "
             f"checkpoint {ckpt}"
         )
+        if args.out:
+            write_run_record(Path(args.out), args, cfg, res, device, loss, acc, corpus, train, val)
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     return 0
