@@ -9,12 +9,12 @@ the paper's (a diamond). Numbers at the thresholds and interval ends say where e
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from repro.format import fmt_number
+from repro.graph.draw import _esc, _f  # the drawings' escaping and coordinate format
 
 WIDTH = 640.0
 LABEL_W = 170.0  # left column: the claim's id
@@ -28,15 +28,6 @@ COLOUR = {
     "inconclusive": "#8a6d00",
     "not checked at this scale": "#5f6b73",
 }
-
-
-def _esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _f(x: float) -> str:
-    s = f"{x:.1f}"
-    return "0.0" if s == "-0.0" else s
 
 
 def _finite(x: Any) -> bool:

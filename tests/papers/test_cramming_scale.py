@@ -11,22 +11,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_cramming import micro, random_seqs  # the same micro model and random batches
 
-from repro.papers.cramming.data import CLS, N_SPECIAL, PAD, SEP, mask_tokens, masked_count
+from repro.papers.cramming.data import CLS, PAD, SEP, mask_tokens, masked_count
 from repro.papers.cramming.model import MaskedLM, SequenceClassifier, model_config
 from repro.papers.cramming.recipes import CRAMMED, ORIGINAL
 from repro.papers.cramming.train import TrainSettings, batch_rows, pretrain
-
-
-def micro(recipe=CRAMMED, **kw):
-    return model_config("micro", **{**recipe.model_overrides(), **kw})
-
-
-def random_seqs(n=16, T=32, V=512, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(N_SPECIAL, V, (n, T), generator=g)
-    x[:, 0] = CLS
-    return x
 
 
 # --------------------------------------------------------------------------- padding masks
