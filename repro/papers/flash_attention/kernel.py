@@ -148,8 +148,9 @@ def configs_for(kind: str, head_dim_pad: int) -> list[tuple[int, int, int, int]]
 
 
 # How many rows of its class the autotuner may try (None: all). A short GPU session (the
-# benchmark's ``device`` preset) sets it low: every config tried is one more compilation.
-TUNE_CONFIGS: int | None = None
+# benchmark's ``device`` preset, the GPU-evidence script's tests through
+# REPRO_FLASH_TUNE_CONFIGS) sets it low: every config tried is one more compilation.
+TUNE_CONFIGS: int | None = int(os.environ.get("REPRO_FLASH_TUNE_CONFIGS", "0") or 0) or None
 
 
 def _pruner(kind: str):
