@@ -24,7 +24,7 @@ def test_plan_fits_the_window_and_the_run_takes_what_is_left():
         assert all(s.limit_s >= s.estimate_s for s in plan)
     short = gpu_evidence.planned_steps(540.0)[3]
     long = gpu_evidence.planned_steps(900.0)[3]
-    assert "--budget=60s" in short.gpu_cmd and "--budget=150s" in long.gpu_cmd
+    assert "--budget=90s" in short.gpu_cmd and "--budget=150s" in long.gpu_cmd
     # at most 8 files come back from a device session
     names = {"summary.json", "log.txt", "pytest-gpu.xml", "pytest-api.xml", "cramming-run-gpu.json"}
     for s in plan:
