@@ -410,12 +410,9 @@ def cmd_run(args, extra: list[str]) -> int:
     if problem:
         return _err(problem)
     if args.dry_run:
-        import dataclasses
-
         print(f"{rep.id} ({args.preset}) would run with:")
         for name, tp, _default in describe_fields(rep.config):
             print(f"  --{name}={getattr(cfg, name)!r}  ({tp})")
-        del dataclasses
         return 0
     from repro.runner import exit_code_for, run_one
 
