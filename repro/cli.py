@@ -356,6 +356,7 @@ def cmd_show(args) -> int:
             f"preset {preset} · {res.get('status')} · {res.get('device_name') or res.get('device')}"
             f" · {res.get('started')} · commit {(res.get('commit') or '?')[:10]}"
             f" · {res.get('duration_s')} s"
+            + (f" ({res['cpu_s']} CPU-s)" if res.get("cpu_s") is not None else "")
         )
         from repro.claims import summarize_counts
         from repro.provenance import staleness
@@ -433,6 +434,7 @@ def cmd_run(args, extra: list[str]) -> int:
     status = result["status"]
     title = (
         f"{rep.title} — preset {args.preset} on {result['device_name']}, {result['duration_s']} s"
+        + (f", {result['cpu_s']} CPU-s" if result.get("cpu_s") is not None else "")
     )
     con.print(_claims_table(result, rep, title, con.width))
     if status != "ok":

@@ -151,6 +151,7 @@ def build_record(
     root: Path,
     threads: int | None = None,
     provenance: tuple[str | None, bool, str | None] | None = None,
+    cpu_s: float | None = None,
 ) -> dict[str, Any]:
     """The one place a results record is made (a finished run and a child that died alike).
 
@@ -185,6 +186,10 @@ def build_record(
             "threads": threads,
             "started": started,
             "duration_s": round(duration_s, 2),
+            # CPU time of the run's process, all its threads together (presets are budgeted in
+            # CPU-minutes on one thread; wall time on a shared machine says less). None when
+            # the record was made for a child that died.
+            "cpu_s": None if cpu_s is None else round(cpu_s, 2),
             "commit": commit,
             "dirty": dirty,
             "code_hash": chash,

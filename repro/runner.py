@@ -130,7 +130,7 @@ def run_one(
     # <run>/<preset>/, the record in <run>/<preset>.json); `repro all` names the folder.
     run_dir = Path(os.environ.get("REPRO_RUN_DIR") or new_run_dir(rep.id, preset, root, started))
     out_dir = run_dir / preset
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     status, error = "ok", None
     ctx = RunContext(out_dir=out_dir, seed=seed, preset=preset, show_progress=show_progress)
 
@@ -179,6 +179,7 @@ def run_one(
         device_name=dev_name,
         started=started.isoformat(timespec="microseconds"),
         duration_s=time.perf_counter() - t0,
+        cpu_s=_cpu_seconds() - cpu0,
         metrics=ctx.metrics,
         skipped=ctx.skipped,
         figures=ctx.figures,
@@ -191,6 +192,13 @@ def run_one(
     atomic_write_text(run_dir / f"{preset}.json", _dumps(result))
     result["promoted"] = promote(result, run_dir, base)
     return result
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of the children it has waited for
+    (reproductions that start worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def new_run_dir(rep_id: str, preset: str, root: Path, when: dt.datetime) -> Path:

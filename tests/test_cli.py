@@ -84,6 +84,8 @@ def test_run_writes_results_with_verdicts(fake_repros, capsys):
     assert "local run only (run with overrides)" in out
     for key in ("device", "versions", "commit", "seed", "duration_s", "started", "code_hash"):
         assert key in data
+    # CPU time is recorded beside wall time: a non-negative number of seconds
+    assert isinstance(data["cpu_s"], int | float) and data["cpu_s"] >= 0
 
 
 def test_dry_run_prints_config(fake_repros, capsys):
