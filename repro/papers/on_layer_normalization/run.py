@@ -122,7 +122,7 @@ def plot(cfg, prof, runs, path) -> None:
 
 def main(cfg, ctx: RunContext) -> None:
     train_ids, val_ids, tok = lm_token_streams(
-        vocab_size=cfg.vocab_size, max_docs=None if cfg.use_all_docs else cfg.max_docs
+        vocab_size=cfg.vocab_size, max_docs=cfg.max_docs
     )
     vocab = tok.get_vocab_size()
     seeds = seeds_for(ctx.seed, cfg.seeds)
@@ -192,6 +192,6 @@ def main(cfg, ctx: RunContext) -> None:
     if not cfg.warmup_control:
         ctx.skip(
             "warmup-rescues-post-ln",
-            "quick preset: too few steps for a warm-up stage to mean anything (full only)",
+            "warmup_control is off in this configuration",
         )
     plot(cfg, profiles[0], runs, ctx.figure_path("post_vs_pre_ln.png"))

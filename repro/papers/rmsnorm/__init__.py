@@ -44,12 +44,15 @@ class Config:
     vocab_size: int = 512  # BPE vocabulary trained on the Brown training documents
     max_docs: int | None = None  # all 500 Brown documents
     seq_len: int = 64  # tokens per window
-    batch_size: int = 8  # windows per step
+    batch_size: int = 16  # windows per step
     d_model: int = 64  # GPT width
     n_layer: int = 2  # GPT depth (5 norms: two per block and the final one)
     n_head: int = 4
-    steps: int = 250  # training steps per run (cosine schedule, 5% warm-up)
-    lr: float = 3e-3  # AdamW peak rate, same for both norms
+    steps: int = 300  # training steps per run (cosine schedule, 5% warm-up)
+    # AdamW peak rate, same for both norms, inside the good region: calibrated at 300 steps,
+    # seed 0, LayerNorm ends 0.76 nats below unigram at 1e-3 and 0.70 at 1e-2, more at 3e-3
+    # (the quick run's margin); RMSNorm at 1e-2 ends 0.73, LayerNorm 0.70
+    lr: float = 3e-3
     weight_decay: float = 0.0
     seeds: int = 3  # runs per norm, paired by seed (same initial weights and batches)
     evals: int = 5  # validation points along each run (for the curves)
@@ -61,9 +64,12 @@ class Config:
 
 # "Comparable quality" as an equivalence margin on the paired loss difference, in nats. The
 # paper gives no loss differences (its tables report BLEU / accuracy, where RMSNorm sits within
-# a few tenths of a point of LayerNorm), so we take ±0.05 nats (about 5% perplexity) as the
-# largest gap still "comparable". It replaces the earlier data-dependent rule (|gap| within
-# twice the seed standard deviation), which a t-interval now does properly.
+# a few tenths of a point of LayerNorm: e.g. Table 4, Transformer on WMT14 En-De, 26.6 vs 26.8
+# BLEU), so we take ±0.05 nats (about 5% perplexity) as the largest gap still "comparable".
+# The margin is a fixed number declared before the run (it does not scale with the measured
+# seed noise, so a noisier run cannot pass more easily); the 95% t-interval of the per-seed
+# differences must lie inside it (TOST). It replaced the earlier data-dependent rule (|gap|
+# within twice the seed standard deviation).
 SAME_LOSS_MARGIN = 0.05
 # The abstract's smallest speed-up (7%), as a ratio of running times.
 PAPER_LOW_SPEEDUP = 1.07
@@ -74,15 +80,18 @@ REPRO = Reproduction(
     title="RMSNorm: same loss as LayerNorm, less work",
     config=Config,
     presets={
-        # 6 runs of 250 steps (3 seeds) and a few seconds of timing
+        # 6 runs of 300 steps at batch 16 × 64 (3 seeds) and a few seconds of timing; issue 16
+        # changed it from batch 8, 250 steps, where LayerNorm stayed short of the learned gate
         "quick": {},
-        # a larger model, six times longer runs, five seeds, wider timing sweep
+        # twice as deep (9 norm slots), longer, five seeds, wider timing sweep; issue 16
+        # changed it from 128 wide, batch 8, 1500 steps (never run, about 25 CPU-minutes) to
+        # 600 steps, where LayerNorm stayed short of the 1.0-nat learned gate on seeds 3 and 4
+        # (results at commit a76fae1), then to 1000 steps (about 12 CPU-minutes)
         "full": {
-            "d_model": 128,
             "n_layer": 4,
-            "steps": 1500,
+            "steps": 1000,
             "seeds": 5,
-            "evals": 10,
+            "evals": 5,
             "eval_batches": 40,
             "widths": (128, 256, 512, 1024, 2048, 4096),
             "timing_rounds": 21,
