@@ -244,6 +244,7 @@ TINY: dict[str, dict] = {
     },
     "schedule-free": {
         "horizons": (2, 4),
+        "bigram_horizons": (2, 4),
         "batch_size": 2,
         "seq_len": 16,
         "eval_batches": 1,

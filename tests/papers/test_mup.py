@@ -99,3 +99,132 @@ def test_sweep_summary_reads_shift_gates_and_transfer_from_a_planted_sweep():
     assert out["mup_below_unigram"] == pytest.approx(5.3 - 4.8)  # the worst width decides
     assert out["mup_lr_inside_grid"] is True
     assert out["mup_at_narrowest_lr"] == [4.8, 4.6] and out["mup_wider_is_better"] is True
+
+
+# --------------------------------------------------------------------------- the mup package
+# Microsoft's `mup` package as a peer, on the same model: our SP model's weights with the
+# output layer swapped for the package's MuReadout, its shapes set against the base width
+# (set_base_shapes rescales the readout), trained with the package's MuAdam. Our µP model and
+# the package's must then behave the same: the same activation sizes step by step in the
+# package's own coordinate check, and the same losses along a learning-rate sweep.
+def _mup_pkg():
+    return pytest.importorskip(
+        "mup",
+        reason="the µP peer checks need Microsoft's `mup` package: "
+        "pip install --no-deps mup (see the `mup` extra in pyproject.toml)",
+    )
+
+
+VOCAB, CONTEXT, EMB, BASE = 64, 3, 8, 32
+
+
+def _ours(width, seed=0, param="mup"):
+    torch.manual_seed(seed)
+    return MLPLM(VOCAB, CONTEXT, EMB, width, param, BASE)
+
+
+def _peer(width, seed=0):
+    mup = _mup_pkg()
+
+    def with_readout(w, s):
+        torch.manual_seed(s)
+        model = MLPLM(VOCAB, CONTEXT, EMB, w, "sp", BASE)  # SP init, as the package expects
+        readout = mup.MuReadout(w, VOCAB, bias=False)
+        with torch.no_grad():
+            readout.weight.copy_(model.w_out.weight)
+        model.w_out = readout
+        return model
+
+    model = with_readout(width, seed)
+    mup.set_base_shapes(model, with_readout(BASE, 0), delta=with_readout(2 * BASE, 0))
+    return model
+
+
+def _batches(n, seed=1, batch=64):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (4096,), generator=g)
+    out = []
+    for _ in range(n):
+        pos = torch.randint(CONTEXT, len(ids), (batch,), generator=g)
+        out.append(context_batch(ids, pos, CONTEXT))
+    return out
+
+
+def test_mup_package_readout_gives_our_mup_logits_at_init():
+    x, _ = _batches(1)[0]
+    for width in (32, 128, 512):
+        torch.testing.assert_close(_peer(width)(x), _ours(width)(x), rtol=1e-5, atol=1e-7)
+
+
+def test_mup_package_coordinate_check_matches_ours():
+    """The package's coordinate check (`mup.coord_check`, which records every layer's mean
+    |output| at each step) on both models: the same sizes at every width and step. And the
+    behaviour the check is for: the µP logits do not grow with width, SP's (our SP model with
+    one Adam rate, through the same check) do."""
+    mup = _mup_pkg()
+    from mup.coord_check import _get_coord_data
+
+    widths, lr, steps = (32, 64, 128, 256), 0.01, 4
+    kw = dict(
+        nsteps=steps,
+        cuda=False,
+        show_progress=False,
+        filter_module_by_name=lambda name: name in ("w_in", "w_hid", "w_out"),
+    )
+    data = _batches(1)
+    ours = _get_coord_data(
+        {w: (lambda w=w: _ours(w)) for w in widths},
+        data,
+        lambda m: torch.optim.Adam(m.param_groups(lr)),
+        **kw,
+    )
+    peer = _get_coord_data(
+        {w: (lambda w=w: _peer(w)) for w in widths},
+        data,
+        lambda m: mup.MuAdam(m.parameters(), lr=lr),
+        **kw,
+    )
+    key = ["width", "module", "t"]
+    a = ours.sort_values(key).reset_index(drop=True)
+    b = peer.sort_values(key).reset_index(drop=True)
+    assert a[key].equals(b[key]) and len(a) == len(widths) * 3 * steps
+    assert (a["l1"] - b["l1"]).abs().max() <= 1e-4 * a["l1"].abs().max()
+    sp = _get_coord_data(
+        {w: (lambda w=w: _ours(w, param="sp")) for w in widths},
+        data,
+        lambda m: torch.optim.Adam(m.parameters(), lr=lr),
+        **kw,
+    )
+
+    def logits_slope(df):
+        last = df[(df["t"] == steps) & (df["module"] == "w_out")].sort_values("width")
+        return slope(list(last["width"]), list(last["l1"]))
+
+    assert logits_slope(b) < 0.2  # flat or shrinking (the random start's share fades)
+    assert logits_slope(sp) > logits_slope(b) + 0.5
+
+
+def test_mup_package_training_matches_ours_so_the_optimum_does():
+    """Training curves under the package's MuAdam and our per-layer Adam rates agree at every
+    width and rate of a small sweep, so both put the loss minimum at the same rate. (Far above
+    the optimum, from about 2^-5, rounding differences between the two grow chaotically.)"""
+    mup = _mup_pkg()
+    data = _batches(25, seed=2)
+
+    def final_loss(model, opt):
+        for x, y in data:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    for width in (32, 256):
+        ours, peer = [], []
+        for lr in (2.0**-12, 2.0**-9, 2.0**-6):
+            m = _ours(width)
+            ours.append(final_loss(m, torch.optim.Adam(m.param_groups(lr))))
+            p = _peer(width)
+            peer.append(final_loss(p, mup.MuAdam(p.parameters(), lr=lr)))
+        assert ours == pytest.approx(peer, rel=1e-4)
+        assert min(range(3), key=ours.__getitem__) == min(range(3), key=peer.__getitem__)

@@ -150,20 +150,57 @@ def test_tiny_run_reports_per_seed_gaps_and_gates(tmp_path):
     from repro.papers.schedule_free.run import main
 
     cfg = dataclasses.replace(
-        Config(), horizons=(2, 4), batch_size=2, seq_len=16, eval_batches=1, seeds=3
+        Config(),
+        horizons=(2, 4),
+        bigram_horizons=(2, 4),
+        batch_size=2,
+        seq_len=16,
+        eval_batches=1,
+        seeds=3,
     )
     ctx = RunContext(out_dir=tmp_path, show_progress=False)
     main(cfg, ctx)
     m = ctx.metrics
-    assert m["seeds"] == [0, 1, 2]
+    assert m["seeds"] == [0, 1, 2] and m["tuning_seed"] == 0
     for task in ("lm", "bigram"):
         assert len(m[f"{task}_gap_final"]) == 3
         assert len(m[f"{task}_sf_below_unigram_every_horizon"]) == 3
         for seed in m[f"{task}_per_seed"]:
             h = seed["4"]
-            assert h["gap"] == pytest.approx(h["sf_best"] - h["cosine_best"])
-    assert all(g >= f for g, f in zip(m["lm_gap_worst_over_horizons"], m["lm_gap_final"]))
+            assert h["gap"] == pytest.approx(h["sf"] - h["cosine"])
+        # the first seed's values are the tuned runs of the grid
+        tuned = m[f"{task}_tuned_lrs"]
+        grid = m[f"{task}_grid_tables"]
+        first = m[f"{task}_per_seed"][0]
+        assert first["4"]["sf"] == grid["sf"]["4"][f"{tuned['sf']:g}"]
+        assert first["2"]["cosine"] == grid["cosine"]["2"][f"{tuned['cosine']['2']:g}"]
+        # one schedule-free rate for every horizon; cosine is tuned per horizon
+        assert isinstance(tuned["sf"], float) and set(tuned["cosine"]) == {"2", "4"}
+    widest = str(m["lm_widest_horizon"])
+    assert m["lm_gap_widest_horizon"] == m["lm_gap_per_horizon"][widest]
     rows = judge(REPRO.claims, m, ctx.skipped, preset="quick", device="cpu", status="ok")
     for row in rows:
         assert row["kind"] == "finding" and row["n"] == 3
         assert row["verdict"] == "inconclusive" and "learned" in row["reason"]
+
+
+def test_grids_of_unequal_size_are_refused(tmp_path):
+    import dataclasses
+
+    from repro.context import RunContext
+    from repro.papers.schedule_free import Config
+    from repro.papers.schedule_free.run import main
+
+    cfg = dataclasses.replace(Config(), sf_adamw_lrs=(1e-3, 2e-3))
+    with pytest.raises(ValueError, match="same number of rates"):
+        main(cfg, RunContext(out_dir=tmp_path, show_progress=False))
+
+
+def test_matches_is_a_two_sided_margin():
+    """A schedule-free run far ahead of cosine is not a "match" (DESIGN.md: equivalence)."""
+    from repro.claims import Equivalent
+    from repro.papers.schedule_free import MATCH, REPRO
+
+    assert isinstance(MATCH, Equivalent) and MATCH.margin == 0.02
+    assert all(c.rule is MATCH for c in REPRO.claims)
+    assert MATCH.on_interval(-0.3, -0.2) is False and MATCH.on_interval(-0.01, 0.01) is True

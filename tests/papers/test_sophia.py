@@ -188,8 +188,53 @@ def test_tiny_run_reports_per_seed_metrics_and_gates(tmp_path):
         assert len(m[f"{key}_step_ratio"]) == 3
         assert len(m[f"{key}_below_unigram"]) == 3
         assert all(isinstance(b, bool) for b in m[f"{key}_lr_inside_grid"])
-    assert len(m["adamw_below_unigram"]) == 3
+        assert all(0.0 <= c <= 1.0 for c in m[f"{key}_clip_fraction_mean"])
+        # every seed ran at the rate the first seed chose
+        assert set(m[f"{key}_best_lr"]) == {m["tuned_lrs"][key.replace("_", "-")]}
+    assert len(m["adamw_below_unigram"]) == 3 and m["tuning_seed"] == 0
     rows = judge(REPRO.claims, m, ctx.skipped, preset="quick", device="cpu", status="ok")
     for row in rows:
         assert row["kind"] == "finding" and row["n"] == 3
         assert row["verdict"] == "inconclusive" and "learned" in row["reason"]
+        assert any("clipped share" in g["name"] for g in row["gates"])
+
+
+def test_grids_of_unequal_size_are_refused(tmp_path):
+    import dataclasses
+
+    from repro.context import RunContext
+    from repro.papers.sophia import Config
+    from repro.papers.sophia.run import main
+
+    cfg = dataclasses.replace(Config(), sophia_g_lrs=(1e-3, 2e-3))
+    with pytest.raises(ValueError, match="same size"):
+        main(cfg, RunContext(out_dir=tmp_path, show_progress=False))
+
+
+def test_the_clipped_share_gate_uses_the_authors_range():
+    """Sign-momentum (nearly every coordinate clipped) makes the comparison inconclusive."""
+    from repro.claims import judge
+    from repro.papers.sophia import REPRO
+
+    ok = {"adamw_below_unigram": [1.0] * 3, "sophia_g_below_unigram": [1.0] * 3}
+    ok |= {"adamw_lr_inside_grid": [True] * 3, "sophia_g_lr_inside_grid": [True] * 3}
+    ok |= {"sophia_g_step_ratio": [2.1, 2.2, 2.0]}
+    claim = [c for c in REPRO.claims if c.id == "sophia-g-fewer-steps"]
+    good = judge(
+        claim,
+        ok | {"sophia_g_clip_fraction_mean": [0.7] * 3},
+        {},
+        preset="quick",
+        device="cpu",
+        status="ok",
+    )[0]
+    sign = judge(
+        claim,
+        ok | {"sophia_g_clip_fraction_mean": [0.98] * 3},
+        {},
+        preset="quick",
+        device="cpu",
+        status="ok",
+    )[0]
+    assert good["verdict"] == "reproduced"
+    assert sign["verdict"] == "inconclusive" and "clipped share" in sign["reason"]

@@ -159,59 +159,91 @@ def plot(runs: dict, best: dict, path) -> None:
     plt.close(fig)
 
 
+def make_grids(cfg) -> dict[str, tuple[float, ...]]:
+    grids = {"adamw": cfg.adamw_lrs, "sophia-g": cfg.sophia_g_lrs, "sophia-h": cfg.sophia_h_lrs}
+    grids = {m: tuple(grids[m]) for m in ("adamw", *cfg.sophia_variants)}
+    sizes = {m: len(g) for m, g in grids.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(
+            f"every optimiser gets a grid of the same size (equal tuning effort); got {sizes}"
+        )
+    return grids
+
+
+def seed_metrics(rs: dict, best: dict, grids: dict, unigram: float) -> dict:
+    """One seed's paired numbers, each optimiser at its tuned rate."""
+    out: dict = {}
+    adamw = rs["adamw"][best["adamw"]]
+    for m in grids:
+        key = m.replace("-", "_")
+        r = rs[m][best[m]]
+        out[f"{key}_best_lr"] = best[m]
+        out[f"{key}_final"] = r["final"]
+        out[f"{key}_below_unigram"] = below_unigram([r["final"]], unigram)[0]
+        out[f"{key}_lr_inside_grid"] = inside_grid(grids[m], best[m])
+        if m != "adamw":
+            out[f"{key}_step_ratio"] = step_ratio(adamw, r)
+            out[f"{key}_final_minus_adamw"] = r["final"] - adamw["final"]
+            out[f"{key}_clip_fraction_mean"] = r.get("clip_fraction_mean")
+    return out
+
+
 def main(cfg, ctx: RunContext) -> None:
+    grids = make_grids(cfg)
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {cfg.seeds}")
     train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
     seeds = seeds_for(ctx.seed, cfg.seeds)
     # The unigram floor on exactly the held-out targets that ``evaluate`` scores.
     n_eval = cfg.eval_batches * cfg.batch_size * cfg.seq_len
     unigram = unigram_entropy(train_ids, tok.get_vocab_size(), val_ids[1 : n_eval + 1])
-    ctx.metrics.update(seeds=seeds, heldout_unigram_loss=unigram)
-    grids = {"adamw": cfg.adamw_lrs, "sophia-g": cfg.sophia_g_lrs, "sophia-h": cfg.sophia_h_lrs}
-    grids = {m: grids[m] for m in ("adamw", *cfg.sophia_variants)}
+    ctx.metrics.update(seeds=seeds, heldout_unigram_loss=unigram, tuning_seed=seeds[0])
     for variant, claim in (
         ("sophia-g", "sophia-g-fewer-steps"),
         ("sophia-h", "sophia-h-fewer-steps"),
     ):
         if variant not in cfg.sophia_variants:
             ctx.skip(claim, f"{variant} is not in this run's sophia_variants")
-    jobs = [(seed, m, lr) for seed in seeds for m, lrs in grids.items() for lr in lrs]
-    # runs[seed][method][lr]: every seed tunes every optimiser over its own grid (equal effort),
-    # and all runs of one seed share the initial weights and the batch order (paired arms).
-    runs: dict[int, dict[str, dict[float, dict]]] = {s: {m: {} for m in grids} for s in seeds}
+    # The first seed tunes: every optimiser over its own grid (same number of rates, same
+    # factor-2 spacing: equal effort), the best rate by final validation loss. The other seeds
+    # re-run each optimiser at its tuned rate only. All runs of one seed share the initial
+    # weights and the batch order (paired arms).
+    first = seeds[0]
+    rs: dict[str, dict[float, dict]] = {m: {} for m in grids}
+    jobs = [(m, lr) for m, lrs in grids.items() for lr in lrs]
+    for method, lr in ctx.progress(jobs, desc=f"grids (seed {first})"):
+        rs[method][lr] = train_run(method, lr, cfg, train_ids, val_ids, first)
+        r = rs[method][lr]
+        ctx.log(
+            f"  seed {first} {method} lr={lr:g}: final {r['final']:.4f}"
+            + (f", clipped {r['clip_fraction_mean']:.0%}" if "clip_fraction_mean" in r else "")
+        )
+    best = {m: min(rs[m], key=lambda lr, m=m: rs[m][lr]["final"]) for m in grids}
+    ctx.metrics["tuned_lrs"] = best
+    ctx.metrics["grid_finals"] = {
+        m: {f"{lr:g}": r["final"] for lr, r in x.items()} for m, x in rs.items()
+    }
+    ctx.metrics["grid_clip_fractions"] = {
+        m: {f"{lr:g}": r["clip_fraction_mean"] for lr, r in x.items()}
+        for m, x in rs.items()
+        if m != "adamw"
+    }
+    ctx.metrics["curves"] = {
+        m: {f"{lr:g}": {"steps": r["steps"], "val_loss": r["val_loss"]} for lr, r in x.items()}
+        for m, x in rs.items()
+    }
+    plot(rs, best, ctx.figure_path("sophia_vs_adamw.png"))
     per_seed: dict[str, list] = {}
-    for seed, method, lr in ctx.progress(jobs, desc="runs"):
-        runs[seed][method][lr] = train_run(method, lr, cfg, train_ids, val_ids, seed)
-        ctx.log(f"  seed {seed} {method} lr={lr:g}: final {runs[seed][method][lr]['final']:.4f}")
-        if any(len(runs[seed][m]) < len(grids[m]) for m in grids):
-            continue
-        # this seed is complete: its paired numbers go into the metrics now
-        rs = runs[seed]
-        best = {m: min(rs[m], key=lambda lr, m=m: rs[m][lr]["final"]) for m in grids}
-        adamw = rs["adamw"][best["adamw"]]
-        for m in grids:
-            key = m.replace("-", "_")
-            r = rs[m][best[m]]
-            per_seed.setdefault(f"{key}_best_lr", []).append(best[m])
-            per_seed.setdefault(f"{key}_final", []).append(r["final"])
-            per_seed.setdefault(f"{key}_below_unigram", []).extend(
-                below_unigram([r["final"]], unigram)
-            )
-            per_seed.setdefault(f"{key}_lr_inside_grid", []).append(inside_grid(grids[m], best[m]))
-            if m != "adamw":
-                per_seed.setdefault(f"{key}_step_ratio", []).append(step_ratio(adamw, r))
-                per_seed.setdefault(f"{key}_final_minus_adamw", []).append(
-                    r["final"] - adamw["final"]
-                )
-                per_seed.setdefault(f"{key}_clip_fraction_mean", []).append(
-                    r.get("clip_fraction_mean")
-                )
-        ctx.metrics.update(per_seed)
-        if seed == seeds[0]:
-            ctx.metrics["curves"] = {
-                m: {
-                    f"{lr:g}": {"steps": r["steps"], "val_loss": r["val_loss"]}
-                    for lr, r in x.items()
-                }
-                for m, x in rs.items()
-            }
-            plot(rs, best, ctx.figure_path("sophia_vs_adamw.png"))
+    for k, v in seed_metrics(rs, best, grids, unigram).items():
+        per_seed.setdefault(k, []).append(v)
+    ctx.metrics.update(per_seed)
+    jobs = [(seed, m) for seed in seeds[1:] for m in grids]
+    runs: dict[int, dict[str, dict[float, dict]]] = {s: {m: {} for m in grids} for s in seeds[1:]}
+    for seed, method in ctx.progress(jobs, desc="seeds at the tuned rates"):
+        lr = best[method]
+        runs[seed][method][lr] = r = train_run(method, lr, cfg, train_ids, val_ids, seed)
+        ctx.log(f"  seed {seed} {method} lr={lr:g}: final {r['final']:.4f}")
+        if all(runs[seed][m] for m in grids):
+            for k, v in seed_metrics(runs[seed], best, grids, unigram).items():
+                per_seed.setdefault(k, []).append(v)
+            ctx.metrics.update(per_seed)
