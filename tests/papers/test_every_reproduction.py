@@ -348,6 +348,7 @@ TINY: dict[str, dict] = {
         "n_head": 2,
         "steps": 5,
         "eval_batches": 2,
+        "lrs": (1e-3, 2e-3, 4e-3),
     },
     "mup": {
         "seeds": 1,

@@ -68,4 +68,18 @@ def test_declaration_kinds_and_gates():
     assert kinds["fewer-parameters"] == kinds["identity-at-init"] == "check"
     match = next(c for c in REPRO.claims if c.id == "matches-pre-ln-per-step")
     assert type(match.rule).__name__ == "Equivalent"
-    assert {g.metric for g in match.gates} == {"pre_ln_below_unigram", "sas_below_unigram"}
+    assert {g.metric for g in match.gates} == {
+        "pre_ln_below_unigram",
+        "sas_below_unigram",
+        "pre_ln_lr_inside_grid",
+        "sas_lr_inside_grid",
+    }
+    assert REPRO.config().lrs == tuple(sorted(REPRO.config().lrs))  # a grid, in order
+
+
+def test_best_lr_takes_the_lowest_finite_tuning_loss():
+    from repro.papers.simplified_transformer_blocks.run import best_lr
+
+    assert best_lr({1e-3: 4.2, 2e-3: 4.0, 4e-3: float("inf")}) == 2e-3
+    assert best_lr({1e-3: float("nan"), 2e-3: 5.0, 4e-3: 4.5}) == 4e-3
+    assert best_lr({1e-3: float("inf")}) != best_lr({1e-3: float("inf")})  # nan: none trained

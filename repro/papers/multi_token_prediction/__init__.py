@@ -16,51 +16,77 @@ measure, judged on per-seed paired differences: seed s gives n = 1 and n = 4 the
   * finding ``benefit-grows-with-size``: the effect of n = 4 improves (its loss difference to
     n = 1 falls) from the smaller to the larger of our models, the direction of the paper's
     size trend.
-Both are gated on every compared arm having learned (held-out loss 0.5 nats below the unigram
-floor in quick, 1.0 in full): a stalled arm makes the comparison inconclusive.
+  * finding ``self-speculative-speedup``: greedy self-speculative decoding with the 4-head
+    model (heads 2-4 draft, the next-token head verifies; ``speculative.py``) generates the
+    paper's ~3 tokens per forward pass (§3.2: 3.0× faster on code with n = 4);
+  * check ``speculative-equals-greedy``: that decoding returns exactly the greedy output.
+Every finding is gated on each compared arm having learned (held-out loss 0.5 nats below the
+unigram floor in quick, 1.0 in full): a stalled arm makes the comparison inconclusive.
 
-Left out: the code benchmarks, self-speculative decoding (the 3× inference speed-up), byte-level
-models and the induction/algorithmic-reasoning probes. The paper's trend spans 0.3B–13B; our
-sizes span one order of magnitude below 1M parameters, so the second claim is a weak test.
+Issue 16: before, n = 4 models stalled at the unigram plateau (every head ~5.26 nats) in
+quick, so the comparison was between an untrained and a barely trained arm. See
+``Config`` for what changed and why.
+
+Left out: the code benchmarks, byte-level models and the induction/algorithmic-reasoning
+probes. The paper's trend spans 0.3B–13B; ours is one width (the size trend is not checked in
+this budget, see the presets).
 """
 
 from dataclasses import dataclass
 
 from repro.claims import AtLeast, AtMost, Claim, Reproduction, learned_gate
 
+# Sized to the CPU budget: quick 3 seeds × (n = 1, n = 4) ≈ 3 CPU-minutes, full 5 seeds ≈ 8.
+# n = 1 passes the learned gate at these sizes; n = 4 needs more steps (see Config). The size
+# trend (two widths) does not fit: benefit-grows-with-size is not checked in either preset.
+QUICK_STEPS = 400
+FULL_STEPS = 700
+LR = 3e-3
+
 
 @dataclass(frozen=True)
 class Config:
+    """Issue 16: before, quick trained on 8 windows of 32 tokens per step for 400 steps
+    (100k tokens): the n = 1 models ended 0.07-0.5 nats below the unigram floor and every n = 4
+    head sat on it (5.26 nats). The four heads share the trunk, the final norm and the tied
+    unembedding, and under Adam the trunk's update follows the sum of four gradients of which
+    three (tokens 2-4 ahead, barely predictable) are mostly noise early on: the next-token
+    signal is diluted and the n = 4 model leaves the unigram plateau later than n = 1. With 4x
+    the tokens per step every head trains (head 1 well below the plateau, heads 2-4 a little),
+    but in a one-seed check before the runs the n = 4 model was still short of the quick
+    learned gate after 400 steps, at 3e-3 and at 6e-3 (a little better at 6e-3); more steps
+    than the budget holds are needed, so its gated findings can come out inconclusive."""
+
     vocab_size: int = 512  # BPE vocabulary trained on the Brown training documents
     max_docs: int | None = None  # all 500 documents
-    seq_len: int = 32  # input tokens per window (heads' targets reach n tokens further)
-    batch_size: int = 8  # windows per step
-    widths: tuple[int, ...] = (32, 64)  # d_model of each size; heads of 16 dimensions
+    seq_len: int = 64  # input tokens per window (heads' targets reach n tokens further)
+    batch_size: int = 16  # windows per step
+    widths: tuple[int, ...] = (64,)  # d_model of each size; heads of 16 dimensions
     n_layer: int = 3  # blocks of the next-token model: n_layer − 1 trunk + 1 head
     n_futures: tuple[int, ...] = (1, 4)  # tokens predicted per position (1 = baseline)
-    steps: int = 400  # optimiser steps per run
-    lr: float = 3e-3  # AdamW peak learning rate (cosine, 5% warm-up)
-    eval_batches: int = 40  # validation windows: eval_batches × batch_size
+    steps: int = QUICK_STEPS  # optimiser steps per run
+    lr: float = LR  # AdamW peak learning rate (cosine, 5% warm-up), both arms
+    eval_batches: int = 20  # validation windows: eval_batches × batch_size
     seeds: int = 3  # paired seeds (ctx.seed + i); each trains every (width, n)
+    prompt_len: int = 16  # self-speculative decoding: held-out prompt tokens, then greedy
+    spec_prompts: int = 16  # prompts, each continued to seq_len tokens
 
+
+# The paper's self-speculative speed-up with n = 4 (abstract: "up to 3 times faster"; §3.2:
+# 3.0x on code, 7B model). Generated tokens per forward pass bound a wall-clock speed-up from above (drafting
+# heads cost time), so a 3.0x speed-up needs at least 3 tokens per pass.
+PAPER_SPEEDUP = 3.0
 
 REPRO = Reproduction(
     id="multi-token-prediction",
     papers=("multi-token-prediction",),
-    title="n-token prediction heads: next-token loss at small scale",
+    title="n-token prediction heads: next-token loss and self-speculative decoding at small scale",
     config=Config,
     presets={
-        # 3 seeds × two widths × n = 1 and 4, 400 steps each (at 200 steps of 16 windows every model
-        # was still on the unigram plateau, ~5.3 nats, so there was nothing to compare)
+        # 3 seeds × n = 1 and 4 at width 64, QUICK_STEPS steps each, then speculative decoding
         "quick": {},
-        # 5 seeds × three widths × n = 1, 2, 4, 1500 steps each on 64-token windows
-        "full": {
-            "seeds": 5,
-            "widths": (32, 64, 128),
-            "n_futures": (1, 2, 4),
-            "steps": 1500,
-            "seq_len": 64,
-        },
+        # 5 seeds, FULL_STEPS steps
+        "full": {"seeds": 5, "steps": FULL_STEPS},
     },
     claims=(
         Claim(
@@ -86,6 +112,29 @@ REPRO = Reproduction(
             unit="nats (difference at largest − at smallest, paired per seed)",
             kind="finding",
             gates=tuple(learned_gate(f"{s}_n{n}") for s in ("smallest", "largest") for n in (1, 4)),
+        ),
+        Claim(
+            id="self-speculative-speedup",
+            statement="greedy self-speculative decoding with the 4-token model (extra heads draft, "
+            "the next-token head verifies) generates several tokens per forward pass",
+            source="§3.2; abstract",
+            paper_value="up to 3x faster inference with n = 4 (3.0x on code, 7B model)",
+            metric="spec_tokens_per_pass",
+            rule=AtLeast(PAPER_SPEEDUP),  # see PAPER_SPEEDUP
+            unit="generated tokens per forward pass (greedy, 4 heads, largest width), per seed",
+            kind="finding",
+            gates=(learned_gate("largest_n4"),),
+        ),
+        Claim(
+            id="speculative-equals-greedy",
+            statement="our self-speculative decoding returns exactly the next-token model's "
+            "greedy output",
+            source="§3.2 (blockwise parallel decoding, Stern et al. 2018)",
+            paper_value="verification by the next-token head keeps the greedy output",
+            metric="spec_output_equals_greedy",
+            rule=AtLeast(1.0),  # every prompt, every seed
+            unit="share of prompts with identical output, per seed",
+            kind="check",
         ),
     ),
     timeout_s=300,

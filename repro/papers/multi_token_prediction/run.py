@@ -12,6 +12,7 @@ from repro.common.tinylm import LMConfig, cosine_lr, evaluate
 from repro.context import RunContext
 
 from .model import MultiTokenLM
+from .speculative import tokens_per_pass
 
 
 def train_one(cfg, width: int, n_future: int, train_ids, val_ids, seed: int) -> dict:
@@ -44,10 +45,11 @@ def train_one(cfg, width: int, n_future: int, train_ids, val_ids, seed: int) -> 
         opt.step()
         head_losses.append(per_head)
         if not math.isfinite(loss.item()):
-            return {"val": math.inf}
+            return {"val": math.inf, "model": None}
     val = evaluate(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
     tail = head_losses[-max(1, cfg.steps // 10) :]  # last tenth of training, per head
     return {
+        "model": model,
         "val": val,
         "train_head_loss": [sum(h[i] for h in tail) / len(tail) for i in range(n_future)],
         "next_token_params": model.next_token_params(),
@@ -104,11 +106,42 @@ def main(cfg, ctx: RunContext) -> None:
     }
     heads: dict[str, dict[str, list[float]]] = {}
     params = []
+    # Self-speculative decoding: prompts from the held-out text after the evaluation span,
+    # each continued greedily to the model's full window (no cropping, so the output must equal
+    # plain greedy decoding exactly).
+    start = cfg.eval_batches * cfg.batch_size * cfg.seq_len + 1
+    prompts = [
+        val_ids[start + i * cfg.seq_len : start + i * cfg.seq_len + cfg.prompt_len].tolist()
+        for i in range(cfg.spec_prompts)
+    ]
+    prompts = [p for p in prompts if len(p) == cfg.prompt_len]
+    if not prompts:
+        raise ValueError("held-out text too short for any speculative-decoding prompt")
+    n_new = cfg.seq_len - cfg.prompt_len
+    k_spec = max(cfg.n_futures)
+    spec_tpp: list[float] = []
+    spec_same: list[float] = []
     for seed in ctx.progress(seeds_for(ctx.seed, cfg.seeds), desc="seeds"):
         for width in widths:
             for n in cfg.n_futures:
                 r = train_one(cfg, width, n, train_ids, val_ids, seed)
                 val[str(width)][str(n)].append(r["val"])
+                if width == widths[-1] and n == k_spec:
+                    if r["model"] is None:  # diverged: nothing to decode with
+                        spec_tpp.append(None)
+                        spec_same.append(None)
+                    else:
+                        tpp, same = tokens_per_pass(r["model"], prompts, n_new, k_spec)
+                        spec_tpp.append(tpp)
+                        spec_same.append(same)
+                        ctx.log(f"  seed {seed} d={width} n={n}: {tpp:.3f} tokens per pass")
+                    ctx.metrics.update(
+                        spec_tokens_per_pass=spec_tpp,
+                        spec_output_equals_greedy=spec_same,
+                        spec_heads=k_spec,
+                        spec_prompts=len(prompts),
+                        spec_new_tokens=n_new,
+                    )
                 if seed == ctx.seed:
                     heads.setdefault(str(width), {})[str(n)] = r.get("train_head_loss", [])
                     if n == 1:
