@@ -152,7 +152,7 @@ def test_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
     cfg = replace(
         REPRO.config(),
         steps=2,
-        widths=(16, 32),
+        widths=(16, 24, 32),
         eval_batches=2,
         seeds=2,
         max_docs=20,
@@ -163,10 +163,31 @@ def test_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
     m = ctx.metrics
     t = m["val_loss"]["32"]
     assert m["ternary_gap"] == [t["ternary"][i] - t["fp"][i] for i in range(2)]
-    assert len(m["gap_change_with_size"]) == 2 and len(m["ternary_minus_binary"]) == 2
+    assert len(m["gap_slope_per_doubling"]) == 2 and len(m["ternary_minus_binary"]) == 2
+    # one ternary − binary difference per width and seed, each named finding on its own width
+    for prefix, w in (("", "32"), ("middle_", "24"), ("narrowest_", "16")):
+        tw = m["val_loss"][w]
+        assert m[f"{prefix}ternary_minus_binary"] == [
+            tw["ternary"][i] - tw["binary"][i] for i in range(2)
+        ]
+    # the all-widths gate is each seed's worst width
+    worst = [
+        min(m["unigram_nats"] - m["val_loss"][w]["fp"][i] for w in ("16", "24", "32"))
+        for i in range(2)
+    ]
+    assert m["all_widths_fp_below_unigram"] == worst
     assert m["addonly_int_exact"] is True
     kinds = {c.id: c.kind for c in REPRO.claims}
     assert kinds["addonly-equals-matmul"] == kinds["addonly-equals-float-layer"] == "check"
     for claim in REPRO.claims:
         for gate in claim.gates:
             assert len(m[gate.metric]) == 2
+
+
+def test_gap_slope_is_the_least_squares_slope_per_doubling():
+    from repro.papers.bitnet_b158.run import gap_slope
+
+    # gaps falling by 0.01 nats per doubling of the width, exactly and with noise around a line
+    assert abs(gap_slope([32, 64, 128], [0.05, 0.04, 0.03]) + 0.01) < 1e-12
+    assert abs(gap_slope([32, 64, 128], [0.05, 0.05, 0.03]) + 0.01) < 1e-12
+    assert abs(gap_slope([32, 128], [0.01, 0.03]) - 0.01) < 1e-12

@@ -183,7 +183,7 @@ TINY: dict[str, dict] = {
     },
     "bitnet-b158": {
         "steps": 2,
-        "widths": (16, 32),
+        "widths": (16, 24, 32),
         "eval_batches": 2,
         "seeds": 2,
         "max_docs": 20,

@@ -111,9 +111,58 @@ def test_run_reports_paired_per_seed_metrics_and_gates(tmp_path):
     for key in ("fp8_minus_bf16", "unscaled_minus_bf16", "unscaled_gradient_underflow"):
         assert len(m[key]) == 2
     assert m["fp8_minus_bf16"][0] == m["val_loss"]["fp8"][0] - m["val_loss"]["bf16"][0]
+    kinds = {c.id: c.kind for c in REPRO.claims}
+    assert kinds["fp8-tracks-bf16"] == kinds["unscaled-training-degrades"] == "finding"
+    assert kinds["fp8-state-bytes"] == kinds["state-memory-saving"] == "check"
     for claim in REPRO.claims:
-        assert claim.kind == "finding"
         for gate in claim.gates:
             assert len(m[gate.metric]) == 2
+    # bytes from the tensors: float32 weight + gradient + two AdamW moments for bf16
+    assert m["bf16_state_bytes_per_param"] == 16.0
+    assert 6.0 < m["fp8_state_bytes_per_param"] < 6.05
     tracks = next(c for c in REPRO.claims if c.id == "fp8-tracks-bf16")
     assert isinstance(tracks.rule, Equivalent)
+
+
+def test_fp8_adamw_stores_its_state_in_the_paper_formats_and_tracks_adamw():
+    """State dtypes as FP8-LM §2.2 (E4M3 gradient and first moment, FP16 second moment and
+    master weight); a few steps on a quadratic stay close to float32 AdamW; bytes counted."""
+    from repro.papers.fp8_lm.fp8 import E4M3, FP16, FP8AdamW, training_state_bytes
+
+    torch.manual_seed(0)
+    target = torch.randn(32, 16) * 0.02
+    w_ref = torch.nn.Parameter(torch.randn(32, 16) * 0.02)
+    w_low = torch.nn.Parameter(w_ref.detach().clone())
+    start = (w_ref.detach() - target).norm().item()
+    ref = torch.optim.AdamW([w_ref], lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0)
+    low = FP8AdamW([w_low], [w_low], lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0)
+    for _ in range(20):
+        for w, opt in ((w_ref, ref), (w_low, low)):
+            opt.zero_grad()
+            ((w - target) ** 2).sum().backward()
+            opt.step()
+    end_ref = (w_ref.detach() - target).norm().item()
+    end_low = (w_low.detach() - target).norm().item()
+    assert end_ref < 0.7 * start  # AdamW moved the weights towards the target
+    # the FP8 state changes each step's size by a few percent, not its direction
+    assert abs(end_low - end_ref) < 0.05 * start
+    assert (w_low.detach() - w_ref.detach()).norm() < 0.05 * start
+    st = low.state[w_low]
+    assert (st["grad"].dtype, st["m"].dtype, st["v"].dtype, st["w"].dtype) == (
+        E4M3,
+        E4M3,
+        FP16,
+        FP16,
+    )
+    assert training_state_bytes([w_low], low) == 32 * 16 * 6 + 4 * 4
+    assert training_state_bytes([w_ref], ref) == 32 * 16 * 16
+
+
+def test_unscaled_fp16_second_moment_underflows_and_scaling_keeps_it():
+    from repro.papers.fp8_lm.fp8 import FP16, load_scaled, store_scaled
+
+    v = torch.full((4, 4), 1e-11)  # g² of a 3e-6 gradient: below FP16's smallest subnormal
+    q, s = store_scaled(v, FP16, scaled=False)
+    assert torch.all(load_scaled(q, s) == 0)
+    q, s = store_scaled(v, FP16)
+    torch.testing.assert_close(load_scaled(q, s), v, rtol=1e-3, atol=0)

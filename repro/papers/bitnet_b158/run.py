@@ -100,6 +100,57 @@ def addonly_check(model: TinyLM, val_ids, cfg) -> dict:
     }
 
 
+def gap_slope(widths: list[int], gaps: list[float]) -> float:
+    """Least-squares slope of the gap against log2(width): nats per doubling of the width
+    (negative when the gap narrows as the model grows)."""
+    xs = [math.log2(w) for w in widths]
+    mx, my = sum(xs) / len(xs), sum(gaps) / len(gaps)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (g - my) for x, g in zip(xs, gaps)) / sxx
+
+
+def width_roles(widths: list[int]) -> dict[str, int]:
+    """The widths the per-width findings name: the widest ("" prefix, as before), the
+    narrowest and, with three or more widths, the middle one."""
+    roles = {"": widths[-1]}
+    if len(widths) >= 2:
+        roles["narrowest_"] = widths[0]
+    if len(widths) >= 3:
+        roles["middle_"] = widths[len(widths) // 2]
+    return roles
+
+
+def width_metrics(widths: list[int], table: dict, unigram: float) -> dict:
+    """Per-seed metrics for every finding from table[width][kind] (one loss per seed)."""
+    out: dict = {}
+    gaps = {
+        str(w): paired_differences(table[str(w)]["ternary"], table[str(w)]["fp"]) for w in widths
+    }
+    out["ternary_gap_by_width"] = gaps
+    out["binary_gap_by_width"] = {
+        str(w): paired_differences(table[str(w)]["binary"], table[str(w)]["fp"]) for w in widths
+    }
+    out["ternary_minus_binary_by_width"] = {
+        str(w): paired_differences(table[str(w)]["ternary"], table[str(w)]["binary"])
+        for w in widths
+    }
+    out["ternary_gap"] = gaps[str(widths[-1])]
+    for prefix, w in width_roles(widths).items():
+        out[f"{prefix}ternary_minus_binary"] = out["ternary_minus_binary_by_width"][str(w)]
+        for k in KINDS:  # learned gates of the arms each per-width finding compares
+            out[f"{prefix}{k}_below_unigram"] = below_unigram(table[str(w)][k], unigram)
+    n = len(table[str(widths[0])]["fp"])
+    for k in KINDS:  # the worst width per seed: the gate of the finding that spans all widths
+        out[f"all_widths_{k}_below_unigram"] = [
+            min(unigram - table[str(w)][k][i] for w in widths) for i in range(n)
+        ]
+    if len(widths) >= 2:
+        out["gap_slope_per_doubling"] = [
+            gap_slope(widths, [gaps[str(w)][i] for w in widths]) for i in range(n)
+        ]
+    return out
+
+
 def plot(widths, params, table, path) -> None:
     import matplotlib
 
@@ -141,6 +192,9 @@ def main(cfg, ctx: RunContext) -> None:
     widths = sorted(cfg.widths)
     if len(widths) < 2:
         ctx.skip("gap-narrows-with-size", "one model width in this preset; the full preset has 3")
+        ctx.skip("ternary-beats-binary-narrowest", "one model width in this preset")
+    if len(widths) < 3:
+        ctx.skip("ternary-beats-binary-middle", "fewer than three model widths in this preset")
     ctx.skip("parity-at-3b", "needs ≥ 3B-parameter models and 100B tokens; ours have < 1M")
     # table[width][kind]: per seed, the best validation loss over the learning-rate grid.
     # Seed s gives fp, ternary and binary the same initial weights and batches (paired).
@@ -164,28 +218,13 @@ def main(cfg, ctx: RunContext) -> None:
                             last_ternary = model  # first seed's best ternary model, widest
                     ctx.log(f"  seed {seed} d={width} {kind} lr={lr:g}: val {val:.4f}")
                 table[str(width)][kind].append(best)
-        gaps = {w: paired_differences(t["ternary"], t["fp"]) for w, t in table.items()}
-        wide, narrow = table[str(widths[-1])], table[str(widths[0])]
         ctx.metrics.update(
             widths=widths,
             non_embedding_params=params,
             val_loss=table,
             val_loss_by_lr=by_lr,
-            ternary_gap_by_width=gaps,
-            binary_gap_by_width={
-                w: paired_differences(t["binary"], t["fp"]) for w, t in table.items()
-            },
-            ternary_gap=gaps[str(widths[-1])],
-            ternary_minus_binary=paired_differences(wide["ternary"], wide["binary"]),
-            # learned gates: every kind at the widest and at the narrowest width
-            **{f"{k}_below_unigram": below_unigram(wide[k], unigram) for k in KINDS},
-            **{f"narrowest_{k}_below_unigram": below_unigram(narrow[k], unigram) for k in KINDS},
+            **width_metrics(widths, table, unigram),
         )
-        if len(widths) >= 2:
-            # gap at the widest model minus gap at the narrowest: negative when the gap narrows
-            ctx.metrics["gap_change_with_size"] = paired_differences(
-                gaps[str(widths[-1])], gaps[str(widths[0])]
-            )
     # a check of our layer: on the first seed's best ternary model of the widest width
     ctx.metrics.update(addonly_check(last_ternary, val_ids, cfg))
     mean_table = {w: {k: sum(v) / len(v) for k, v in t.items()} for w, t in table.items()}

@@ -124,3 +124,120 @@ def to_low_precision(model: nn.Module, mode: str, margin: int = 0, stats=None) -
                 if isinstance(child, nn.Linear):
                     setattr(module, name, LowPrecisionLinear(child, mode, margin, stats))
     return model
+
+
+# --------------------------------------------------------------------------- FP8 optimiser
+FP16 = torch.float16
+LOW_MAX = {**FP8_MAX, FP16: torch.finfo(FP16).max}  # 65504 for FP16
+
+
+def store_scaled(x: torch.Tensor, dtype: torch.dtype, scaled: bool = True, margin: int = 0):
+    """(q, s): ``x`` kept as a ``dtype`` tensor ``q`` with one float32 scale ``s`` per tensor,
+    x ≈ q / s. With ``scaled`` the scale puts amax(|x|) at the top of the format (FP8-LM §2.1,
+    "tensor scaling"); without it s = 1 and small entries underflow."""
+    s = torch.ones((), dtype=torch.float32)
+    if scaled:
+        amax = x.detach().abs().amax().float()
+        if amax > 0:
+            s = LOW_MAX[dtype] / amax * 2.0**-margin
+    return (x.float() * s).to(dtype), s
+
+
+def load_scaled(q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    return q.float() / s
+
+
+class FP8AdamW(torch.optim.Optimizer):
+    """AdamW whose state follows FP8-LM's FP8 optimiser (§2.2, MS-AMP level O2/O3) for the
+    parameters marked low-precision, and plain float32 AdamW for the others:
+
+      weight gradient    FP8 (E4M3) with a per-tensor scale (the tensor FP8-LM all-reduces)
+      first moment  m    FP8 (E4M3) with a per-tensor scale
+      second moment v    FP16 with a per-tensor scale
+      master weight w    FP16 with a per-tensor scale
+
+    6 bytes per parameter instead of 16 (float32 weight, gradient, m and v). Every step
+    reads each stored tensor back (dequantises), updates in float32 as AdamW does, and stores
+    the results in their formats again; the model's weight is the dequantised master weight.
+    ``scaled=False`` keeps every scale at 1 (the ablation). Gradient all-reduce itself is not
+    simulated (one process): the gradient is quantised as the tensor that would be sent.
+    """
+
+    def __init__(
+        self,
+        params,
+        low_precision,
+        lr=1e-3,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+        weight_decay=0.0,
+        scaled: bool = True,
+        margin: int = 0,
+    ):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.low = {id(p) for p in low_precision}
+        self.scaled, self.margin = scaled, margin
+        self.grad_stats = CastStats()  # weight-gradient entries flushed to zero by the FP8 cast
+
+    def _store(self, x, dtype):
+        return store_scaled(x, dtype, self.scaled, self.margin)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                low = id(p) in self.low
+                if not st:
+                    st["step"] = 0
+                    if low:
+                        st["w"], st["w_scale"] = self._store(p.detach(), FP16)
+                        st["m"], st["m_scale"] = self._store(torch.zeros_like(p), E4M3)
+                        st["v"], st["v_scale"] = self._store(torch.zeros_like(p), FP16)
+                    else:
+                        st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                st["step"] += 1
+                t = st["step"]
+                if low:
+                    st["grad"], st["grad_scale"] = self._store(p.grad, E4M3)
+                    g = load_scaled(st["grad"], st["grad_scale"])
+                    self.grad_stats.add("weight_gradient", p.grad, g, FP8_MAX[E4M3])
+                    w = load_scaled(st["w"], st["w_scale"])
+                    m = load_scaled(st["m"], st["m_scale"])
+                    v = load_scaled(st["v"], st["v_scale"])
+                else:
+                    g, w, m, v = p.grad, p.detach().clone(), st["m"], st["v"]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v / (1 - b2**t)).sqrt_().add_(group["eps"])
+                w.mul_(1 - group["lr"] * group["weight_decay"])
+                w.addcdiv_(m, denom, value=-group["lr"] / (1 - b1**t))
+                if low:
+                    st["w"], st["w_scale"] = self._store(w, FP16)
+                    st["m"], st["m_scale"] = self._store(m, E4M3)
+                    st["v"], st["v_scale"] = self._store(v, FP16)
+                    p.copy_(load_scaled(st["w"], st["w_scale"]))
+                else:
+                    p.copy_(w)
+
+
+def training_state_bytes(params, optimizer) -> int:
+    """Bytes of everything training keeps per parameter, from the tensors themselves: for a
+    parameter the FP8 optimiser manages, its stored master weight, gradient, m and v (and their
+    scales); otherwise the float32 weight, its gradient and the optimiser's state tensors."""
+    total = 0
+    for p in params:
+        st = optimizer.state.get(p, {})
+        if "w" in st:  # FP8AdamW low-precision parameter: the float32 ``p`` is a working copy
+            tensors = [
+                st[k]
+                for k in ("w", "w_scale", "grad", "grad_scale", "m", "m_scale", "v", "v_scale")
+            ]
+        else:
+            tensors = [p] + ([p.grad] if p.grad is not None else [])
+            tensors += [v for v in st.values() if torch.is_tensor(v) and v.numel() == p.numel()]
+        total += sum(x.numel() * x.element_size() for x in tensors)
+    return total
