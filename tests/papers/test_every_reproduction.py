@@ -287,6 +287,7 @@ TINY: dict[str, dict] = {
     },
     "peri-ln": {
         "seeds": 1,
+        "use_all_docs": False,
         "max_docs": 10,
         "vocab_size": 512,
         "seq_len": 16,

@@ -15,7 +15,7 @@ from repro.papers.peri_ln.model import (
     growth_ratio,
     lr_at,
 )
-from repro.papers.peri_ln.run import ClipAndRecord, paired
+from repro.papers.peri_ln.run import ClipAndRecord, best_lr, paired, tail_loss
 
 D = 32
 
@@ -155,3 +155,11 @@ def test_lr_schedule():
     assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
     assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
     assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
+
+
+def test_lr_search_ranks_by_training_tail_and_puts_diverged_runs_last():
+    assert tail_loss([9.0] * 90 + [2.0] * 10) == pytest.approx(2.0)  # the last 10% only
+    assert tail_loss([3.0, float("nan")]) == math.inf
+    trials = {1e-3: {"train_tail": 3.1}, 3e-3: {"train_tail": 2.9}, 1e-2: {"train_tail": math.inf}}
+    assert best_lr(trials) == 3e-3
+    assert best_lr({1e-3: {"train_tail": 2.0}, 3e-3: {"train_tail": math.inf}}) == 1e-3
