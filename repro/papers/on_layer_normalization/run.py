@@ -121,9 +121,7 @@ def plot(cfg, prof, runs, path) -> None:
 
 
 def main(cfg, ctx: RunContext) -> None:
-    train_ids, val_ids, tok = lm_token_streams(
-        vocab_size=cfg.vocab_size, max_docs=cfg.max_docs
-    )
+    train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
     vocab = tok.get_vocab_size()
     seeds = seeds_for(ctx.seed, cfg.seeds)
     # The unigram floor on exactly the held-out targets that ``evaluate`` scores.
