@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from repro.context import RunContext
-from repro.papers.deepnet import REPRO, Config
+from repro.papers.deepnet import FAILED_MARGIN_NATS, REPRO, Config
 from repro.papers.deepnet.model import Block, DeepPostLN, deepnorm_constants, sublayer_parameters
-from repro.papers.deepnet.run import early_updates, relative_update, train
+from repro.papers.deepnet.run import early_updates, failed, relative_update, train, trained
 
 
 @pytest.mark.parametrize("n", [1, 6, 18, 100, 1000])
@@ -145,6 +145,11 @@ def _tiny_cfg(**kw) -> Config:
         n_head=2,
         d_ff=16,
         train_layers=3,
+        train_seq_len=8,
+        train_d_model=8,
+        train_n_head=2,
+        train_d_ff=16,
+        train_batch=2,
         batch=2,
         steps=4,
         warmup=2,
@@ -166,7 +171,7 @@ def test_training_and_update_measurement_run_on_a_tiny_config(tmp_path):
     assert math.isfinite(r["final_val_loss"])
     u = early_updates(cfg, 2, 0, ids, ids[:16].view(2, 8))
     for name in ("post_ln", "deepnorm"):
-        assert len(u[name]["adam"]) == cfg.update_steps
+        assert len(u[name]["adam"]) == len(u[name]["adam_saturating"]) == cfg.update_steps
         for key in ("adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all"):
             assert u[name][key] > 0 and math.isfinite(u[name][key])
 
@@ -183,11 +188,63 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert all(math.isfinite(x) for x in r["train_losses"])
 
 
+def test_trained_and_failed_definitions():
+    """DeepNorm 'trains' at the preset's learned margin; Post-LN 'fails' when it diverges or
+    ends within FAILED_MARGIN_NATS of unigram. A run between the two is neither."""
+    quick, full = Config(), dataclasses.replace(Config(), learned_margin=1.0)
+    h1 = 5.3
+
+    def run(below: float | None) -> dict:
+        if below is None:
+            return {"diverged": True, "final_val_loss": None}
+        return {"diverged": False, "final_val_loss": h1 - below}
+
+    assert trained(run(0.6), h1, quick) and not trained(run(0.6), h1, full)
+    assert trained(run(1.1), h1, full)
+    assert not trained(run(None), h1, quick) and failed(run(None), h1, quick)
+    assert failed(run(-0.2), h1, quick) and failed(run(FAILED_MARGIN_NATS - 0.01), h1, quick)
+    between = run(FAILED_MARGIN_NATS + 0.1)  # left the plateau a little: not a failure
+    assert not failed(between, h1, quick) and not trained(between, h1, quick)
+
+
+def test_update_step_is_first_order_and_the_old_one_saturates():
+    """The update claims use a first-order Adam step: doubling the learning rate doubles
+    ‖ΔF‖/‖F‖. At the earlier preset's lr (1e-3) a deep Post-LN's F moves by about its own norm
+    and doubling the lr no longer doubles the update: the measurement had saturated."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 64, (4, 16))
+    y = torch.randint(0, 64, (4, 16))
+
+    def step(lr: float) -> float:
+        torch.manual_seed(1)
+        model = DeepPostLN(64, 16, 16, 24, 2, 64, deepnorm=False)
+        with torch.no_grad():
+            f0 = model.hidden(x)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+        _, loss = model(x, y)
+        loss.backward()
+        opt.step()
+        return relative_update(model, f0, x)
+
+    small = Config().update_lr
+    assert step(2 * small) / step(small) == pytest.approx(2.0, rel=0.05)
+    big = Config().saturating_lr
+    assert step(big) > 0.3  # F moved by a large share of its norm in one step
+    assert step(2 * big) / step(big) < 1.6
+
+
 def test_declaration_is_consistent():
     assert not REPRO.problems()
     assert REPRO.papers == ("deepnet",)
     assert all(c.kind == "finding" for c in REPRO.claims)
-    # the training claims are gated on the reference arm (DeepNorm) having learned
-    for cid in ("deepnorm-trains-deep", "post-ln-fails-deep"):
-        claim = next(c for c in REPRO.claims if c.id == cid)
-        assert [g.metric for g in claim.gates] == ["deepnorm_below_unigram"]
+    claims = {c.id: c for c in REPRO.claims}
+    # Post-LN's failure is gated on DeepNorm having learned; DeepNorm's learning is its own
+    # claim, so it has no gate (a seed that does not learn counts against it)
+    assert [g.metric for g in claims["post-ln-fails-deep"].gates] == ["deepnorm_below_unigram"]
+    assert claims["deepnorm-trains-deep"].gates == ()
+    # the claim's margin is the learned gate's, preset by preset
+    gate = claims["post-ln-fails-deep"].gates[0]
+    for preset in ("quick", "full"):
+        cfg = REPRO.make_config(preset)
+        assert cfg.learned_margin == gate.rule_for(preset).limit
+        assert cfg.seeds >= {"quick": 3, "full": 5}[preset]

@@ -8,22 +8,27 @@ import math
 import torch
 
 from repro.common.data import lm_token_streams, random_windows, sequential_windows
-from repro.common.stats import below_unigram, seeds_for, unigram_entropy
+from repro.common.stats import paired_differences, seeds_for, unigram_entropy
 from repro.context import RunContext
 
-from . import TRAINED_DROP_NATS
+from . import FAILED_MARGIN_NATS
 from .model import DeepPostLN, sublayer_parameters
 
 VARIANTS = {"post_ln": False, "deepnorm": True}
 LABELS = {"post_ln": "Post-LN", "deepnorm": "DeepNorm"}
 
 
-def build(cfg, n_layer: int, deepnorm: bool, seed: int) -> DeepPostLN:
-    """The same seed gives both variants the same draws; only α and β differ."""
+def build(cfg, n_layer: int, deepnorm: bool, seed: int, train: bool = False) -> DeepPostLN:
+    """The same seed gives both variants the same draws; only α and β differ.
+
+    ``train=True``: the training model's shape (``train_*`` fields), else the update
+    measurement's (``d_model``, ``n_head``, ``d_ff``, ``seq_len``)."""
     torch.manual_seed(seed)
-    return DeepPostLN(
-        cfg.vocab_size, cfg.seq_len, cfg.d_model, n_layer, cfg.n_head, cfg.d_ff, deepnorm
-    )
+    if train:
+        dims = (cfg.train_seq_len, cfg.train_d_model, n_layer, cfg.train_n_head, cfg.train_d_ff)
+    else:
+        dims = (cfg.seq_len, cfg.d_model, n_layer, cfg.n_head, cfg.d_ff)
+    return DeepPostLN(cfg.vocab_size, *dims, deepnorm)
 
 
 def relative_update(model: torch.nn.Module, f0: torch.Tensor, x: torch.Tensor) -> float:
@@ -46,10 +51,10 @@ def val_loss(model: torch.nn.Module, batches: list) -> float:
 def train(cfg, deepnorm: bool, train_ids, val_batches, seed: int, ctx: RunContext) -> dict:
     """Adam with linear warm-up to cfg.lr then constant; no gradient clipping, since a clip
     would hide exactly the instability the claim is about. Stops at the first non-finite loss."""
-    model = build(cfg, cfg.train_layers, deepnorm, seed)
+    model = build(cfg, cfg.train_layers, deepnorm, seed, train=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
     batches = random_windows(
-        train_ids, cfg.batch, cfg.seq_len, generator=torch.Generator().manual_seed(seed)
+        train_ids, cfg.train_batch, cfg.train_seq_len, generator=torch.Generator().manual_seed(seed)
     )
     initial = val_loss(model, val_batches)
     losses: list[float | None] = []
@@ -77,6 +82,27 @@ def train(cfg, deepnorm: bool, train_ids, val_batches, seed: int, ctx: RunContex
     }
 
 
+def margin_below_unigram(r: dict, unigram: float, vocab_size: int) -> float:
+    """Unigram entropy − final held-out loss of a training run, in nats; a diverged run is
+    scored as a uniform prediction, ln |V|."""
+    final = math.log(vocab_size) if r["diverged"] else r["final_val_loss"]
+    return unigram - final
+
+
+def trained(r: dict, unigram: float, cfg) -> bool:
+    """DeepNorm's claim on one seed: finite, and at least the learned gate's margin
+    (``cfg.learned_margin``) below unigram."""
+    return not r["diverged"] and margin_below_unigram(r, unigram, cfg.vocab_size) >= (
+        cfg.learned_margin
+    )
+
+
+def failed(r: dict, unigram: float, cfg) -> bool:
+    """Post-LN's claim on one seed: it diverged, or it ended less than FAILED_MARGIN_NATS
+    below unigram (or above it), i.e. it learned at most the token frequencies."""
+    return r["diverged"] or margin_below_unigram(r, unigram, cfg.vocab_size) < FAILED_MARGIN_NATS
+
+
 def one_step(model, params, opt_cls, lr: float, batch, f0, probe, **kw) -> float:
     """Take one optimiser step on ``params`` only; return the relative update of F."""
     opt = opt_cls(params, lr=lr, **kw)
@@ -92,7 +118,10 @@ def early_updates(cfg, n_layer: int, seed: int, train_ids, probe: torch.Tensor) 
     """For both variants from the same draws, all on the same training batches, the relative
     update of F:
 
-    * ``adam``:          after each of the first Adam steps on every parameter (as in training);
+    * ``adam``:          after each of the first Adam steps on every parameter (as in training),
+      at ``update_lr`` (a first-order step);
+    * ``adam_saturating``: the same at ``saturating_lr`` (the earlier preset's step, where
+      the 100-layer Post-LN's F already moves by about its own norm);
     * ``adam_weights``:  after one Adam step on the sub-layer weight matrices only;
     * ``sgd_weights``:   after one SGD step on the sub-layer weight matrices only: the
       parameters and the kind of step Theorem 4.1 and the Table 1 derivation are about;
@@ -109,15 +138,17 @@ def early_updates(cfg, n_layer: int, seed: int, train_ids, probe: torch.Tensor) 
         theta0 = copy.deepcopy(model.state_dict())
         with torch.no_grad():
             f0 = model.hidden(probe)
-        adam = torch.optim.Adam(model.parameters(), lr=cfg.update_lr, **adam_kw)
-        adam_updates = []
-        for x, y in batches:
-            _, loss = model(x, y)
-            adam.zero_grad(set_to_none=True)
-            loss.backward()
-            adam.step()
-            adam_updates.append(relative_update(model, f0, probe))
-        r = {"adam": adam_updates}
+        r = {}
+        for key, lr in (("adam", cfg.update_lr), ("adam_saturating", cfg.saturating_lr)):
+            model.load_state_dict(theta0)
+            adam = torch.optim.Adam(model.parameters(), lr=lr, **adam_kw)
+            r[key] = []
+            for x, y in batches:
+                _, loss = model(x, y)
+                adam.zero_grad(set_to_none=True)
+                loss.backward()
+                adam.step()
+                r[key].append(relative_update(model, f0, probe))
         for key, opt_cls, lr, kw, sub in (
             ("adam_weights", torch.optim.Adam, cfg.update_lr, adam_kw, "weights"),
             ("sgd_weights", torch.optim.SGD, cfg.sgd_lr, {}, "weights"),
@@ -151,7 +182,8 @@ def plot_training(runs: dict, h1: float, cfg, path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (nats/token)")
     ax.set_title(
-        f"N = {cfg.train_layers} layers, d = {cfg.d_model}, lr {cfg.lr:g}, warm-up {cfg.warmup}",
+        f"N = {cfg.train_layers} layers, d = {cfg.train_d_model}, lr {cfg.lr:g}, "
+        f"warm-up {cfg.warmup}",
         fontsize=9,
     )
     ax.legend(fontsize=8)
@@ -207,7 +239,9 @@ def plot_updates(depths, upd: dict, path) -> None:
 def main(cfg, ctx: RunContext) -> None:
     train_ids, val_ids, tok = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
     val_batches = list(
-        sequential_windows(val_ids, cfg.batch, cfg.seq_len, max_batches=cfg.eval_batches)
+        sequential_windows(
+            val_ids, cfg.train_batch, cfg.train_seq_len, max_batches=cfg.eval_batches
+        )
     )
     seeds = seeds_for(ctx.seed, cfg.seeds)
     # The unigram floor on exactly the held-out targets the validation loss scores.
@@ -216,7 +250,16 @@ def main(cfg, ctx: RunContext) -> None:
 
     # 1. early model update per depth (cheap, so first); one initialisation per seed and depth
     probe = next(sequential_windows(val_ids, cfg.probe_batch, cfg.seq_len, max_batches=1))[0]
-    keys = ("adam_step1", "adam_last", "adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all")
+    keys = (
+        "adam_step1",
+        "adam_last",
+        "adam_saturating_step1",
+        "adam_saturating_last",
+        "adam_weights",
+        "sgd_weights",
+        "sgd_sublayers",
+        "sgd_all",
+    )
     # upd[name][key][i][j]: seed i, depth j
     upd = {n: {k: [[] for _ in seeds] for k in keys} for n in VARIANTS}
     for n_layer in ctx.progress(cfg.depths, desc="update vs depth"):
@@ -224,14 +267,19 @@ def main(cfg, ctx: RunContext) -> None:
             r = early_updates(cfg, n_layer, seed, train_ids, probe)
             for name in VARIANTS:
                 u = upd[name]
-                u["adam_step1"][i].append(r[name]["adam"][0])
-                u["adam_last"][i].append(r[name]["adam"][-1])
+                for key in ("adam", "adam_saturating"):
+                    u[f"{key}_step1"][i].append(r[name][key][0])
+                    u[f"{key}_last"][i].append(r[name][key][-1])
                 for k in ("adam_weights", "sgd_weights", "sgd_sublayers", "sgd_all"):
                     u[k][i].append(r[name][k])
 
     def growth(name: str, key: str) -> list[float]:
         """Per seed: update at the largest depth over the update at the smallest."""
         return [row[-1] / row[0] for row in upd[name][key]]
+
+    def ratio(key: str) -> list[float]:
+        """Per seed: Post-LN's update over DeepNorm's at the largest depth."""
+        return [p[-1] / d[-1] for p, d in zip(upd["post_ln"][key], upd["deepnorm"][key])]
 
     ctx.metrics.update(depths=list(cfg.depths), updates=upd)
     for name in VARIANTS:
@@ -241,11 +289,14 @@ def main(cfg, ctx: RunContext) -> None:
             ("sgd_all", "sgd_all_params"),
             ("adam_step1", "adam"),
             ("adam_weights", "adam_weights_only"),
+            ("adam_saturating_step1", "adam_saturating"),
         ):
             ctx.metrics[f"{name}_update_growth_{label}"] = growth(name, key)
-    ctx.metrics["update_ratio_post_ln_over_deepnorm"] = [
-        p[-1] / d[-1] for p, d in zip(upd["post_ln"]["adam_last"], upd["deepnorm"]["adam_last"])
-    ]
+    # fixed-size Adam steps on the weight matrices alone: DeepNorm's growth against
+    # sqrt(N_max / N_min), what coherent per-layer terms of size β/α ∝ 1/√N add up to
+    ctx.metrics["sqrt_depth_ratio"] = math.sqrt(cfg.depths[-1] / cfg.depths[0])
+    ctx.metrics["update_ratio_post_ln_over_deepnorm"] = ratio("adam_last")
+    ctx.metrics["update_ratio_post_ln_over_deepnorm_saturating"] = ratio("adam_saturating_last")
     mean_upd = {
         n: {k: [sum(col) / len(col) for col in zip(*rows)] for k, rows in u.items()}
         for n, u in upd.items()
@@ -253,8 +304,8 @@ def main(cfg, ctx: RunContext) -> None:
     plot_updates(list(cfg.depths), mean_upd, ctx.figure_path("update_vs_depth.png"))
 
     # 2. training at depth: per seed, the same draws, data order, steps, lr and warm-up for both
-    def trained(r: dict) -> bool:
-        return not r["diverged"] and r["loss_drop"] >= TRAINED_DROP_NATS
+    def margin(r: dict) -> float:
+        return margin_below_unigram(r, h1, cfg.vocab_size)
 
     per: dict[str, dict[str, list]] = {n: {} for n in VARIANTS}
     first_runs = {}
@@ -265,14 +316,16 @@ def main(cfg, ctx: RunContext) -> None:
                 first_runs[name] = r
             for k in ("initial_val_loss", "final_val_loss", "diverged", "loss_drop", "steps_done"):
                 per[name].setdefault(k, []).append(r[k])
-            per[name].setdefault("trained", []).append(trained(r))
+            per[name].setdefault("trained", []).append(trained(r, h1, cfg))
+            per[name].setdefault("failed", []).append(failed(r, h1, cfg))
+            per[name].setdefault("below_unigram", []).append(margin(r))
             ctx.metrics[name] = per[name]
-            # a diverged run is scored as a uniform prediction, ln |V|, for the learned gate
-            finals = [
-                math.log(cfg.vocab_size) if v is None else v for v in per[name]["final_val_loss"]
-            ]
-            ctx.metrics[f"{name}_below_unigram"] = below_unigram(finals, h1)
+            ctx.metrics[f"{name}_below_unigram"] = per[name]["below_unigram"]
         ctx.metrics["train_losses"] = {n: r["train_losses"] for n, r in first_runs.items()}
         ctx.metrics["deepnorm_trains"] = per["deepnorm"]["trained"]
-        ctx.metrics["post_ln_fails"] = [not t for t in per["post_ln"]["trained"]]
+        ctx.metrics["post_ln_fails"] = per["post_ln"]["failed"]
+        # paired by seed: how far DeepNorm's held-out loss ends below Post-LN's (reported)
+        ctx.metrics["deepnorm_gain_over_post_ln"] = paired_differences(
+            per["deepnorm"]["below_unigram"], per["post_ln"]["below_unigram"]
+        )
     plot_training(first_runs, h1, cfg, ctx.figure_path("loss_curves.png"))
