@@ -31,7 +31,6 @@ and detectors' efficiencies) is a hardware constant that does not change the sca
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
@@ -80,26 +79,44 @@ def optical_matmul(
     return y * x_scale * w_scale
 
 
-def log_bisect(
-    gap: Callable[[float], float], tol: float, lo: float, hi: float, iters: int
-) -> float:
-    """Smallest budget p in [lo, hi] with gap(p) ≤ tol, for gap falling as p grows.
+def log_grid(lo: float, hi: float, step: float) -> list[float]:
+    """Photon budgets 10^lo, 10^(lo+step), ..., 10^hi (exponents in decades), ascending."""
+    if not (step > 0 and hi > lo):
+        raise ValueError(
+            f"photon grid needs grid_lo < grid_hi and grid_step > 0; got {lo}, {hi}, {step}"
+        )
+    n = round((hi - lo) / step)
+    return [10.0 ** (lo + i * step) for i in range(n + 1)]
 
-    Bisection on log p: photon budgets span decades, and a relative precision of
-    (hi/lo)^(2^-iters) is what a log-log fit needs. Returns ``inf`` when even ``hi`` is not
-    enough and ``lo`` when ``lo`` already is.
+
+def threshold_crossing(ps, gaps, tol: float) -> tuple[float, bool]:
+    """The budget above which the loss gap stays within ``tol``: the crossing between the
+    largest budget whose gap exceeds ``tol`` and the next budget up, interpolated in log p.
+
+    ``ps`` ascending, ``gaps`` the matching loss gaps (nats). Between the two bracketing
+    budgets log(gap) is interpolated linearly in log p (exact for the power law gap ∝ p^−a
+    that shot noise gives); when the upper gap is not positive (evaluation noise), gap itself
+    is. Returns (p*, inside): ``inside`` is False when no budget on the grid exceeds ``tol``
+    (the crossing lies below the grid; p* = ps[0]) or the largest one does (above it;
+    p* = ps[-1]); those p* are censored values, not measurements.
     """
-    if gap(hi) > tol:
-        return math.inf
-    if gap(lo) <= tol:
-        return lo
-    for _ in range(iters):
-        mid = math.sqrt(lo * hi)
-        if gap(mid) <= tol:
-            hi = mid
-        else:
-            lo = mid
-    return math.sqrt(lo * hi)
+    if len(ps) != len(gaps) or len(ps) < 2:
+        raise ValueError(f"need ≥ 2 budgets with one gap each; got {len(ps)} and {len(gaps)}")
+    if any(b <= a for a, b in zip(ps, ps[1:])):
+        raise ValueError("budgets must be strictly ascending")
+    above = [i for i, g in enumerate(gaps) if g > tol]
+    if not above:
+        return ps[0], False
+    i = above[-1]
+    if i == len(ps) - 1:
+        return ps[-1], False
+    lp0, lp1 = math.log(ps[i]), math.log(ps[i + 1])
+    g0, g1 = gaps[i], gaps[i + 1]
+    if g1 > 0:
+        f = (math.log(tol) - math.log(g0)) / (math.log(g1) - math.log(g0)) if g1 != g0 else 1.0
+    else:
+        f = (tol - g0) / (g1 - g0)
+    return math.exp(lp0 + f * (lp1 - lp0)), True
 
 
 def fit_power_law(xs, ys) -> tuple[float, float]:

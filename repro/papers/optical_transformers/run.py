@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from repro.context import RunContext
 
-from .optical import fit_power_law, log_bisect, optical_matmul
+from .optical import fit_power_law, log_grid, optical_matmul, threshold_crossing
 
 
 # --------------------------------------------------------------------------- the simulator alone
@@ -90,7 +90,7 @@ def optical_forward(model, idx: torch.Tensor, linear, attn_mm=None) -> torch.Ten
     return linear(model.ln_f(x), model.head.weight)  # (B, T, V)
 
 
-def train_lm(cfg, d: int, train_ids, ctx: RunContext, gen: torch.Generator):
+def train_lm(cfg, d: int, lr: float, train_ids, ctx: RunContext, gen: torch.Generator):
     from repro.common.data import random_windows
     from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, train
 
@@ -101,7 +101,7 @@ def train_lm(cfg, d: int, train_ids, ctx: RunContext, gen: torch.Generator):
             ffn="gelu",
         )
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, generator=gen)
     warm = max(1, cfg.steps // 20)
     losses = train(
@@ -109,7 +109,7 @@ def train_lm(cfg, d: int, train_ids, ctx: RunContext, gen: torch.Generator):
         batches,
         cfg.steps,
         optimizer=opt,
-        lr_at=lambda s: cosine_lr(s, cfg.steps, cfg.lr, warm),
+        lr_at=lambda s: cosine_lr(s, cfg.steps, lr, warm),
         progress=lambda it, desc: ctx.progress(it, desc=f"train d={d}"),
     )
     model.eval()
@@ -117,17 +117,19 @@ def train_lm(cfg, d: int, train_ids, ctx: RunContext, gen: torch.Generator):
 
 
 @torch.no_grad()
-def make_loss_fn(cfg, model, x: torch.Tensor, y: torch.Tensor):
-    """loss(p, bits) -> mean validation cross-entropy with the optical machine at p photons
-    per MAC. The noise seeds are the same for every p (common random numbers), which makes
-    the loss a smoother function of p for the search."""
+def make_loss_fn(cfg, model, x: torch.Tensor, y: torch.Tensor, noise_seed: int):
+    """loss(p) -> validation cross-entropy with the optical machine at p photons per MAC,
+    averaged over ``cfg.noise_repeats`` independent photon-noise draws. Draw r uses the
+    generator seed ``noise_seed + r`` at every p (common random numbers: the loss is then a
+    smooth function of p for the threshold search); ``noise_seed`` differs between training
+    seeds, so each seed's model sees its own draws."""
     bits = cfg.bits or None
 
     def loss(p: float) -> float:
         total = 0.0
         repeats = 1 if math.isinf(p) else cfg.noise_repeats
         for r in range(repeats):
-            gen = torch.Generator().manual_seed(10_000 + r)
+            gen = torch.Generator().manual_seed(noise_seed + r)
 
             def linear(h, w, gen=gen):
                 return optical_matmul(h, w, p, bits=bits, generator=gen)
@@ -140,26 +142,25 @@ def make_loss_fn(cfg, model, x: torch.Tensor, y: torch.Tensor):
     return loss
 
 
-def required_photons(loss, clean: float, tol: float, grid: list[float], iters: int):
-    """Every (p, loss) evaluated, in order of p, and the smallest p with loss − clean ≤ tol:
-    the grid brackets the first crossing, log-bisection refines it (memoised, so the bracket
-    ends are not evaluated twice)."""
-    seen: dict[float, float] = {}
+def required_photons(loss, clean: float, tol: float, grid: list[float]):
+    """Scan the (ascending) photon grid from its top down until the loss gap over ``clean``
+    exceeds ``tol``; the needed budget is the crossing between that budget and the one above,
+    interpolated in log p (``threshold_crossing``). The budgets below the first exceedance
+    are not evaluated: a larger gap there would not change the crossing.
 
-    def gap(p: float) -> float:
-        if p not in seen:
-            seen[p] = loss(p)
-        return seen[p] - clean
-
-    ok = [gap(p) <= tol for p in grid]
-    if not any(ok):
-        p_star = math.inf
-    elif ok[0]:
-        p_star = grid[0]
-    else:
-        first = ok.index(True)
-        p_star = log_bisect(gap, tol, grid[first - 1], grid[first], iters)
-    return sorted(seen.items()), p_star
+    Returns every (p, gap) evaluated, ascending, the needed p*, and whether the crossing lies
+    inside the grid (False when already the top budget exceeds ``tol`` or none does)."""
+    seen: list[tuple[float, float]] = []
+    for p in reversed(grid):
+        seen.append((p, loss(p) - clean))
+        if seen[-1][1] > tol:
+            break
+    seen.reverse()
+    ps, gaps = [p for p, _ in seen], [g for _, g in seen]
+    if len(seen) == 1:  # the top budget already exceeds tol: the crossing is above the grid
+        return seen, grid[-1], False
+    p_star, inside = threshold_crossing(ps, gaps, tol)
+    return seen, p_star, inside
 
 
 # --------------------------------------------------------------------------- figures
@@ -172,23 +173,23 @@ def plot(res: dict, cfg, path_curves, path_scaling) -> None:
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for d in cfg.widths:
         r = res[str(d)]
-        ps = [p for p, _ in r["loss_curve"]]
-        gaps = [c - r["float_loss"] for _, c in r["loss_curve"]]
+        ps = [p for p, _ in r["gap_curve"]]
+        gaps = [g for _, g in r["gap_curve"]]
         ax.semilogx(ps, gaps, "o-", ms=3, label=f"d = {d}")
-        if math.isfinite(r["photons_per_mac"]):
+        if r["inside_grid"]:
             ax.axvline(r["photons_per_mac"], ls=":", lw=0.8, color=ax.lines[-1].get_color())
     ax.axhline(cfg.tolerance, color="k", lw=0.8, ls="--", label=f"tolerance {cfg.tolerance:g}")
     ax.set_yscale("symlog", linthresh=cfg.tolerance / 2)
     ax.set_ylim(bottom=-cfg.tolerance / 2)  # below 0 is evaluation noise only
     ax.set_xlabel("detected photons per MAC")
-    ax.set_ylabel("loss − noise-free loss (nats/token)")
+    ax.set_ylabel("loss − float loss (nats/token)")
     ax.set_title("Brown validation loss on the simulated optical machine", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path_curves, dpi=120)
     plt.close(fig)
 
-    ds = [d for d in cfg.widths if math.isfinite(res[str(d)]["photons_per_mac"])]
+    ds = [d for d in cfg.widths if res[str(d)]["inside_grid"]]
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     if ds:
         ps = [res[str(d)]["photons_per_mac"] for d in ds]
@@ -197,10 +198,12 @@ def plot(res: dict, cfg, path_curves, path_scaling) -> None:
             a, b = fit_power_law(ds, ps)
             ax.loglog(ds, [math.exp(b) * d**a for d in ds], "-", label=f"fit: d^{a:.2f}")
         ax.loglog(ds, [ps[0] * ds[0] / d for d in ds], "k:", label="paper: ∝ 1/d")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no crossing inside the grid", ha="center", transform=ax.transAxes)
     ax.set_xlabel("model width d")
     ax.set_ylabel("photons per MAC needed")
     ax.set_title(f"energy for ≤ {cfg.tolerance:g} nats loss penalty", fontsize=10)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path_scaling, dpi=120)
     plt.close(fig)
@@ -211,69 +214,84 @@ def main(cfg, ctx: RunContext) -> None:
     from repro.common.data import lm_token_streams
     from repro.common.stats import seeds_for, unigram_entropy
 
+    if len(cfg.widths) < 2 or len(set(cfg.widths)) != len(cfg.widths):
+        raise ValueError(f"widths must be ≥ 2 distinct model widths; got {cfg.widths}")
+    if len(cfg.lrs) != len(cfg.widths):
+        raise ValueError(f"lrs needs one learning rate per width; got {cfg.lrs} for {cfg.widths}")
+    grid = log_grid(cfg.grid_lo, cfg.grid_hi, cfg.grid_step)
     gen = torch.Generator().manual_seed(ctx.seed)
     ctx.metrics.update(simulator_checks(cfg, gen))  # checks of the simulator, once
 
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
-    n_eval = cfg.eval_windows * cfg.seq_len
-    chunk = val_ids[: n_eval + 1]
-    x_val = chunk[:-1].view(cfg.eval_windows, cfg.seq_len)  # (windows, T)
-    y_val = chunk[1:].view(cfg.eval_windows, cfg.seq_len)
-    # the learned gate's floor: the unigram cross-entropy on the scored validation tokens
-    unigram = unigram_entropy(train_ids, cfg.vocab_size, y_val)
-    ctx.metrics["unigram_nats"] = unigram
-    grid = [10.0**e for e in torch.arange(cfg.grid_lo, cfg.grid_hi + 1e-9, cfg.grid_step).tolist()]
+    windows = max(cfg.eval_windows, cfg.gate_windows)
+    chunk = val_ids[: windows * cfg.seq_len + 1]
+    x_all = chunk[:-1].view(windows, cfg.seq_len)  # (windows, T)
+    y_all = chunk[1:].view(windows, cfg.seq_len)
+    # the noise study scores the first eval_windows; the learned gate all gate_windows
+    x_val, y_val = x_all[: cfg.eval_windows], y_all[: cfg.eval_windows]
+    x_gate, y_gate = x_all[: cfg.gate_windows], y_all[: cfg.gate_windows]
+    # the learned gate's floor: the unigram cross-entropy on the gate's validation tokens
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, y_gate)
     m = ctx.metrics
+    m["unigram_nats"] = unigram
+    m["photon_grid"] = grid
     first: dict = {}
     for i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
-        # one model per width and seed; the seed sets its initial weights and batches (the
-        # photon-noise draws of the evaluation are common to all, see make_loss_fn)
-        gen = torch.Generator().manual_seed(seed)
+        # one model per width and seed, trained once with no noise (the paper's study is of
+        # inference only) and then evaluated at every photon budget; the seed sets its initial
+        # weights, its batches and its photon-noise draws
         res: dict = {}
-        for d in cfg.widths:
+        for d, lr in zip(cfg.widths, cfg.lrs):
+            gen = torch.Generator().manual_seed(seed)
             torch.manual_seed(seed)
-            model, losses = train_lm(cfg, d, train_ids, ctx, gen)
-            loss = make_loss_fn(cfg, model, x_val, y_val)
+            model, losses = train_lm(cfg, d, lr, train_ids, ctx, gen)
             with torch.no_grad():
+                gate_loss = F.cross_entropy(model(x_gate).flatten(0, 1), y_gate.flatten()).item()
                 float_loss = F.cross_entropy(model(x_val).flatten(0, 1), y_val.flatten()).item()
-            clean = loss(math.inf)  # quantised (if bits) but noise-free
-            curve, p_star = required_photons(
-                loss, float_loss, cfg.tolerance, grid, cfg.bisect_iters
-            )
+            loss = make_loss_fn(cfg, model, x_val, y_val, noise_seed=10_000 * (seed + 1))
+            quantized = loss(math.inf)  # 8-bit (if bits) but noise-free
+            curve, p_star, inside = required_photons(loss, float_loss, cfg.tolerance, grid)
             res[str(d)] = {
-                "final_train_loss": losses[-1],
                 "float_loss": float_loss,
-                "quantized_loss": clean,
-                "loss_curve": curve,
+                "below_unigram": unigram - gate_loss,
+                "quantization_gap": quantized - float_loss,
+                "gap_curve": curve,
                 "photons_per_mac": p_star,
+                "inside_grid": inside,
             }
             for key, value in (
-                ("val_loss", float_loss),
-                ("quantization_gap", clean - float_loss),
+                ("final_train_loss", losses[-1]),
+                ("val_loss", gate_loss),
+                ("below_unigram", unigram - gate_loss),
+                ("quantization_gap", quantized - float_loss),
                 ("photons_per_mac", p_star),
+                ("crossing_inside_grid", inside),
                 # the same energy seen from one output: p · (d_in of the d-wide products)
                 ("photons_per_output", p_star * d),
             ):
                 m.setdefault(key, {}).setdefault(str(d), []).append(value)
             ctx.log(
-                f"seed {seed} d={d}: loss {float_loss:.3f}, {cfg.bits}-bit gap "
-                f"{clean - float_loss:+.4f}, photons/MAC needed {p_star:.4g}"
+                f"seed {seed} d={d}: loss {gate_loss:.3f} ({unigram - gate_loss:.3f} below "
+                f"unigram), {cfg.bits}-bit gap {quantized - float_loss:+.4f}, photons/MAC "
+                f"needed {p_star:.4g}{'' if inside else ' (crossing outside the grid)'}"
             )
-        # per seed: the width whose 8-bit gap is largest in size (signed), and the
-        # narrowest margin below the unigram floor over widths (the learned gate)
-        gaps = [res[str(d)]["quantized_loss"] - res[str(d)]["float_loss"] for d in cfg.widths]
+        # per seed: the width whose 8-bit gap is largest in size (signed), the narrowest
+        # margin below the unigram floor over widths (the learned gate), whether every
+        # width's crossing lies inside the photon grid, and the fitted exponent (an edge
+        # crossing enters the fit at the grid's edge value; the grid gate then holds the
+        # finding back)
+        gaps = [res[str(d)]["quantization_gap"] for d in cfg.widths]
         m.setdefault("max_quantization_gap", []).append(max(gaps, key=abs))
         m.setdefault("every_width_below_unigram", []).append(
-            min(unigram - res[str(d)]["float_loss"] for d in cfg.widths)
+            min(res[str(d)]["below_unigram"] for d in cfg.widths)
         )
-        ds = [d for d in cfg.widths if math.isfinite(res[str(d)]["photons_per_mac"])]
-        if len(ds) == len(cfg.widths) and len(ds) >= 2:
-            a, _ = fit_power_law(ds, [res[str(d)]["photons_per_mac"] for d in ds])
-            m.setdefault("energy_exponent", []).append(a)
-        else:
-            ctx.skip("energy-per-mac-falls-as-1-over-d", "a width never reached the tolerance")
+        m.setdefault("every_crossing_inside_grid", []).append(
+            all(res[str(d)]["inside_grid"] for d in cfg.widths)
+        )
+        slope, _ = fit_power_law(cfg.widths, [res[str(d)]["photons_per_mac"] for d in cfg.widths])
+        m.setdefault("energy_exponent", []).append(slope)
         if i == 0:
             first = res
     plot(first, cfg, ctx.figure_path("loss_vs_photons.png"), ctx.figure_path("energy_vs_width.png"))
-    # (photons per MAC, loss) pairs per width of the first seed, from the grid and the bisection
-    m["loss_curves"] = {str(d): first[str(d)]["loss_curve"] for d in cfg.widths}
+    # (photons per MAC, loss gap) pairs per width of the first seed, as evaluated by the scan
+    m["gap_curves"] = {str(d): first[str(d)]["gap_curve"] for d in cfg.widths}
