@@ -190,8 +190,8 @@ def test_run_reports_per_seed_findings(tmp_path):
         REPRO.config(),
         planted_trials=4,
         planted_widths=(16, 64),
-        widths=(16, 32),
-        lrs=(3e-3, 3e-3),
+        widths=(16, 24, 32),
+        lrs=(3e-3, 1e-3, 1e-3),
         steps=2,
         eval_windows=2,
         seq_len=16,
@@ -214,20 +214,36 @@ def test_run_reports_per_seed_findings(tmp_path):
     ):
         assert len(m[key]) == 2, key
     assert all(isinstance(v, bool) for v in m["every_crossing_inside_grid"])
-    for d in ("16", "32"):
+    for d in ("16", "24", "32"):
         assert len(m["photons_per_mac"][d]) == 2 and len(m["crossing_inside_grid"][d]) == 2
         assert all(10**-1.0 <= p <= 10**1.0 for p in m["photons_per_mac"][d])
-    # the exponent is the per-seed slope of the recorded budgets
+    # the headline exponent is the per-seed fit over every width; the one-rate control's is
+    # the slope over the two widths that share the widest width's rate (24 and 32)
+    assert m["one_lr_widths"] == [24, 32]
     for s in range(2):
-        ps = [m["photons_per_mac"][d][s] for d in ("16", "32")]
-        assert m["energy_exponent"][s] == pytest.approx(math.log(ps[1] / ps[0]) / math.log(2))
+        ps = [m["photons_per_mac"][d][s] for d in ("16", "24", "32")]
+        assert m["energy_exponent"][s] == pytest.approx(fit_power_law([16, 24, 32], ps)[0])
+        one = math.log(ps[2] / ps[1]) / math.log(32 / 24)
+        assert m["energy_exponent_one_lr"][s] == pytest.approx(one)
     eight = next(c for c in REPRO.claims if c.id == "eight-bit-keeps-accuracy")
     assert isinstance(eight.rule, Equivalent)
+
+
+def test_lrs_without_a_shared_rate_for_the_control_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from repro.context import RunContext
+    from repro.papers.optical_transformers.run import main
+
+    cfg = replace(REPRO.config(), widths=(16, 32), lrs=(3e-3, 1e-3))
+    with pytest.raises(ValueError, match="lrs must give at least two widths"):
+        main(cfg, RunContext(out_dir=tmp_path, show_progress=False))
 
 
 def _finding_metrics(inside, below=(1.2, 1.3, 1.1, 1.25, 1.15)):
     return {
         "energy_exponent": [-1.02, -0.97, -1.05, -0.99, -1.01],
+        "energy_exponent_one_lr": [-0.98, -1.03, -1.01, -0.95, -1.04],
         "every_width_below_unigram": list(below),
         "every_crossing_inside_grid": list(inside),
         "max_quantization_gap": [0.001, -0.002, 0.0, 0.001, 0.002],
@@ -253,3 +269,18 @@ def test_edge_crossing_or_an_unlearned_model_makes_the_exponent_inconclusive():
     assert verdicts(weak, "quick")["energy-per-mac-falls-as-1-over-d"][0] == "reproduced"
     v, why = verdicts(weak, "full")["energy-per-mac-falls-as-1-over-d"]
     assert v == "inconclusive" and "learned" in why
+
+
+def test_one_rate_control_is_judged_on_its_own_exponent():
+    """A steep headline fit with a flat one-rate fit: the control is not reproduced."""
+    from repro.claims import judge
+
+    metrics = _finding_metrics([True] * 5)
+    metrics["energy_exponent_one_lr"] = [-0.12, -0.05, -0.2, -0.08, -0.1]
+    rows = judge(REPRO.claims, metrics, {}, preset="full", device="cpu", status="ok")
+    v = {r["id"]: r["verdict"] for r in rows}
+    assert v["energy-per-mac-falls-as-1-over-d"] == "reproduced"
+    assert v["energy-exponent-at-one-lr"] == "not reproduced"
+    edge = _finding_metrics([True, False, True, True, True])
+    rows = judge(REPRO.claims, edge, {}, preset="full", device="cpu", status="ok")
+    assert {r["id"]: r["verdict"] for r in rows}["energy-exponent-at-one-lr"] == "inconclusive"

@@ -218,6 +218,14 @@ def main(cfg, ctx: RunContext) -> None:
         raise ValueError(f"widths must be ≥ 2 distinct model widths; got {cfg.widths}")
     if len(cfg.lrs) != len(cfg.widths):
         raise ValueError(f"lrs needs one learning rate per width; got {cfg.lrs} for {cfg.widths}")
+    # the control: the widths trained at the widest width's learning rate, where the exponent
+    # cannot come from a difference in learning rate
+    one_lr = [d for d, lr in zip(cfg.widths, cfg.lrs) if lr == cfg.lrs[-1]]
+    if len(one_lr) < 2:
+        raise ValueError(
+            f"lrs must give at least two widths the widest width's rate {cfg.lrs[-1]:g} (the "
+            f"one-rate control); got {cfg.lrs} for {cfg.widths}"
+        )
     grid = log_grid(cfg.grid_lo, cfg.grid_hi, cfg.grid_step)
     gen = torch.Generator().manual_seed(ctx.seed)
     ctx.metrics.update(simulator_checks(cfg, gen))  # checks of the simulator, once
@@ -290,8 +298,11 @@ def main(cfg, ctx: RunContext) -> None:
         )
         slope, _ = fit_power_law(cfg.widths, [res[str(d)]["photons_per_mac"] for d in cfg.widths])
         m.setdefault("energy_exponent", []).append(slope)
+        slope, _ = fit_power_law(one_lr, [res[str(d)]["photons_per_mac"] for d in one_lr])
+        m.setdefault("energy_exponent_one_lr", []).append(slope)
         if i == 0:
             first = res
     plot(first, cfg, ctx.figure_path("loss_vs_photons.png"), ctx.figure_path("energy_vs_width.png"))
     # (photons per MAC, loss gap) pairs per width of the first seed, as evaluated by the scan
+    m["one_lr_widths"] = one_lr
     m["gap_curves"] = {str(d): first[str(d)]["gap_curve"] for d in cfg.widths}
