@@ -20,8 +20,11 @@ def test_all_parameterisations_coincide_at_the_base_width():
     x = torch.randint(0, 50, (16, 3))
     outs = [_model(p, 32)(x) for p in ("sp", "mup", "sp-perlayer")]
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
-    groups = [[g["lr"] for g in _model(p, 32).param_groups(1e-3)] for p in ("sp", "mup")]
-    assert groups[0] == groups[1]
+    groups = [
+        [(g["lr"], g["lr_mult"]) for g in _model(p, 32).param_groups(1e-3)]
+        for p in ("sp", "mup", "sp-perlayer")
+    ]
+    assert groups[0] == groups[1] == groups[2]
 
 
 @pytest.mark.parametrize("param", ["sp", "mup", "sp-perlayer"])
@@ -77,6 +80,39 @@ def test_best_log2_lr_finds_the_vertex_and_flags_edges():
     # a diverged run (inf) is ignored rather than chosen or crashing the fit
     k, edge = best_log2_lr(ks, [(k + 6) ** 2 for k in ks[:-1]] + [math.inf])
     assert k == pytest.approx(-6.0) and not edge
+
+
+def test_sweep_trains_the_base_width_once_and_shares_it(monkeypatch):
+    """At the base width the three parameterisations are one model (the test above), so the
+    sweep trains those runs once and copies them; every wider run is trained per
+    parameterisation."""
+    from types import SimpleNamespace
+
+    from repro.papers.mup import run
+
+    calls = []
+
+    def fake_train(cfg, width, param, lr, train_ids, val, seed):
+        calls.append((param, width, lr))
+        return {"sp": 0.0, "mup": 1.0, "sp-perlayer": 2.0}[param] + width + math.log2(lr) ** 2
+
+    monkeypatch.setattr(run, "train_once", fake_train)
+    swept = ("sp", "mup", "sp-perlayer")
+    cfg = SimpleNamespace(widths=(32, 128), base_width=32, log2_lrs=(-6.0, -5.0, -4.0), swept=swept)
+    out = run.lr_sweep(cfg, None, None, 0, lambda jobs, desc: jobs)
+    assert sorted(calls) == sorted(
+        [("sp", 32, 2.0**k) for k in cfg.log2_lrs]
+        + [(p, 128, 2.0**k) for p in swept for k in cfg.log2_lrs]
+    )
+    for p in swept[1:]:
+        assert out["losses"][p][32] == out["losses"]["sp"][32]
+        assert out["losses"][p][128] != out["losses"]["sp"][128]
+        assert out["best"][p][32] == out["best"]["sp"][32]
+    # a base width outside the swept widths: nothing is shared
+    cfg = SimpleNamespace(widths=(64, 128), base_width=32, log2_lrs=(-5.0,), swept=swept)
+    calls.clear()
+    run.lr_sweep(cfg, None, None, 0, lambda jobs, desc: jobs)
+    assert len(calls) == 2 * 3
 
 
 def test_context_batch_pairs_previous_tokens_with_the_next():

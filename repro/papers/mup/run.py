@@ -116,11 +116,28 @@ def best_log2_lr(log2_lrs, losses) -> tuple[float, bool]:
     return min(max(-b / (2 * a), x0), x2), False
 
 
+def sweep_jobs(cfg) -> list[tuple[str, int, float]]:
+    """The (parameterisation, width, log2 lr) runs one seed's sweep trains. At the base width
+    every parameterisation is the same model (same initial draws, same per-layer rates:
+    model.py, checked in the tests), so those runs are trained once, under the first
+    parameterisation, and shared."""
+    first = cfg.swept[0]
+    return [
+        (p, w, k)
+        for p in cfg.swept
+        for w in cfg.widths
+        for k in cfg.log2_lrs
+        if w != cfg.base_width or p == first
+    ]
+
+
 def lr_sweep(cfg, train_ids, val, seed: int, progress) -> dict:
-    jobs = [(p, w, k) for p in cfg.swept for w in cfg.widths for k in cfg.log2_lrs]
     losses: dict = {p: {w: {} for w in cfg.widths} for p in cfg.swept}
-    for param, width, k in progress(jobs, desc=f"lr sweep, seed {seed}"):
+    for param, width, k in progress(sweep_jobs(cfg), desc=f"lr sweep, seed {seed}"):
         losses[param][width][k] = train_once(cfg, width, param, 2.0**k, train_ids, val, seed)
+    if cfg.base_width in cfg.widths:
+        for p in cfg.swept[1:]:
+            losses[p][cfg.base_width] = dict(losses[cfg.swept[0]][cfg.base_width])
     best = {
         p: {
             w: best_log2_lr(cfg.log2_lrs, [losses[p][w][k] for k in cfg.log2_lrs])
