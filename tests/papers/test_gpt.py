@@ -151,3 +151,31 @@ def test_run_reports_paired_per_seed_metrics(tmp_path):
     )
     aux = next(c for c in REPRO.claims if c.id == "aux-lm-no-gain-small-data")
     assert isinstance(aux.rule, Equivalent)
+    # every arm tuned on the same grid, its choice and the inside-grid gate's metric reported
+    for key in ("pretrained_aux", "pretrained_noaux", "scratch_aux", "scratch_noaux"):
+        assert m[f"{key}_lr"] in cfg.finetune_lrs
+        assert isinstance(m[f"{key}_lr_inside_grid"], bool)
+    for arm in acc.values():
+        assert set(arm["dev_mean_by_lr"]) == {str(lr) for lr in cfg.finetune_lrs}
+    gated = {g.metric for c in REPRO.claims for g in c.gates}
+    assert {"pretrained_aux_lr_inside_grid", "scratch_aux_lr_inside_grid"} <= gated
+    # a grid of fewer than three learning rates cannot show that an optimum is interior
+    with pytest.raises(ValueError, match="finetune_lrs"):
+        main(replace(cfg, finetune_lrs=(1e-3, 3e-3)), RunContext(out_dir=tmp_path))
+
+
+def test_choose_lr_picks_best_mean_dev_and_flags_grid_edges():
+    from repro.papers.gpt.run import choose_lr
+
+    # seed-averaged dev accuracy peaks at the interior value 3e-3
+    best, mean, inside = choose_lr({1e-3: [0.6, 0.7], 3e-3: [0.8, 0.7], 1e-2: [0.5, 0.9]})
+    assert best == 3e-3 and inside
+    assert math.isclose(mean[1e-2], 0.7)
+    # the best on the grid's edge fails the inside-grid gate
+    best, _, inside = choose_lr({1e-3: [0.5], 3e-3: [0.6], 1e-2: [0.9]})
+    assert best == 1e-2 and not inside
+    # ties go to the smaller learning rate
+    best, _, _ = choose_lr({3e-3: [0.7], 1e-3: [0.7], 1e-2: [0.6]})
+    assert best == 1e-3
+    with pytest.raises(ValueError):
+        choose_lr({})

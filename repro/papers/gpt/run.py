@@ -9,7 +9,13 @@ from dataclasses import replace
 import torch
 
 from repro.common.data import lm_token_streams, load_brown, split_documents
-from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
+from repro.common.stats import (
+    below_unigram,
+    inside_grid,
+    paired_differences,
+    seeds_for,
+    unigram_entropy,
+)
 from repro.context import RunContext
 
 from .model import GPT, GPTConfig
@@ -192,9 +198,9 @@ def accuracy(model, data, batch: int = 128) -> float:
     return right / len(idx)
 
 
-def finetune(cfg, gcfg: GPTConfig, init_state, train, dev, test, lr, lm_weight, seed: int):
+def finetune(cfg, gcfg: GPTConfig, init_state, train, lr, lm_weight, seed: int):
     """Fine-tune (or train from scratch when init_state is None) with L3 = L2 + λ·L1;
-    returns (dev accuracy, test accuracy); no dev accuracy when dev is None."""
+    returns the fine-tuned model (in eval mode)."""
     torch.manual_seed(seed)
     model = GPT(replace(gcfg, dropout=cfg.finetune_dropout))
     if init_state is not None:
@@ -213,7 +219,18 @@ def finetune(cfg, gcfg: GPTConfig, init_state, train, dev, test, lr, lm_weight, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (accuracy(model, dev) if dev is not None else None), accuracy(model, test)
+    return model.eval()
+
+
+def choose_lr(dev_by_lr: dict) -> tuple[float, dict, bool]:
+    """(best lr, mean dev accuracy per lr, whether the best is inside the grid): one learning
+    rate per arm, the one with the best dev accuracy averaged over seeds (ties: the smaller
+    lr, the first in the sorted grid)."""
+    if not dev_by_lr:
+        raise ValueError("choose_lr needs at least one learning rate")
+    mean = {lr: sum(v) / len(v) for lr, v in sorted(dev_by_lr.items())}
+    best = max(mean, key=mean.get)
+    return best, mean, inside_grid(list(mean), best)
 
 
 # --------------------------------------------------------------------------- figures
@@ -280,12 +297,22 @@ def main(cfg, ctx: RunContext) -> None:
     val_x, val_y = eval_windows(val_ids, cfg.eval_windows, cfg.seq_len)
     ctx.metrics.update(unigram_entropy=entropy, unigram_cross_entropy=unigram_ce)
     labelled, dev, test, counts = labelled_task(cfg, tok, train_ids, val_ids, ctx.seed)
-    if len(cfg.finetune_lrs) == 1:
-        dev = None  # nothing to choose, so the dev passages are not scored
+    if len(set(cfg.finetune_lrs)) < 3:
+        raise ValueError(
+            f"finetune_lrs: {cfg.finetune_lrs!r}; each arm picks its lr from a grid of ≥ 3 values"
+        )
     ctx.metrics.update(document_counts=counts, classes=list(CLASSES))
     lam = cfg.lm_weight
-    names = [f"pre-trained λ={lam:g}", "pre-trained λ=0", f"scratch λ={lam:g}", "scratch λ=0"]
-    scores: dict = {}  # arm -> lr -> [(dev, test) per seed]
+    # arm name -> (metric key prefix, starts from the pre-trained weights, λ)
+    arm_spec = {
+        f"pre-trained λ={lam:g}": ("pretrained_aux", True, lam),
+        "pre-trained λ=0": ("pretrained_noaux", True, 0.0),
+        f"scratch λ={lam:g}": ("scratch_aux", False, lam),
+        "scratch λ=0": ("scratch_noaux", False, 0.0),
+    }
+    names = list(arm_spec)
+    dev_acc: dict = {}  # arm -> lr -> [dev accuracy per seed]
+    tuned: dict = {}  # (arm, lr, seed index) -> fine-tuned weights, scored on test once chosen
     m = ctx.metrics
     for i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
         # --- pre-training, one model per seed (its own init and batches)
@@ -312,26 +339,34 @@ def main(cfg, ctx: RunContext) -> None:
             model.set_causal(True)
 
         # --- four fine-tuning arms, paired: this seed's labelled passages, head init and
-        # batch order for all four, and this seed's pre-trained weights for two of them
+        # batch order for all four, and this seed's pre-trained weights for two of them;
+        # every arm is run at every learning rate of the one shared grid and scored on dev
         pre_state = {k: v.clone() for k, v in model.state_dict().items()}
-        arms = {names[0]: (pre_state, lam), names[1]: (pre_state, 0.0),
-                names[2]: (None, lam), names[3]: (None, 0.0)}  # fmt: skip
-        for a, (state, weight) in arms.items():
+        for a, (_, pretrained, weight) in arm_spec.items():
+            state = pre_state if pretrained else None
             for lr in cfg.finetune_lrs:
-                d, t = finetune(cfg, gcfg, state, labelled[i], dev, test, lr, weight, 1000 * seed)
-                scores.setdefault(a, {}).setdefault(lr, []).append((d, t))
+                ft = finetune(cfg, gcfg, state, labelled[i], lr, weight, 1000 * seed)
+                dev_acc.setdefault(a, {}).setdefault(lr, []).append(accuracy(ft, dev))
+                tuned[a, lr, i] = ft.state_dict()
 
+    # each arm keeps the learning rate with the best dev accuracy averaged over seeds; only
+    # that lr's models are scored on the test passages (held-out documents)
     results = {}
-    for a, by_lr in scores.items():
-        dev_mean = {lr: sum(d or 0.0 for d, _ in v) / len(v) for lr, v in by_lr.items()}
-        # each arm keeps the learning rate with the best mean dev accuracy over seeds
-        best = max(dev_mean, key=dev_mean.get)
+    probe = GPT(replace(gcfg, dropout=0.0), n_classes=len(CLASSES))
+    for a, (key, _, _) in arm_spec.items():
+        best, dev_mean, inside = choose_lr(dev_acc[a])
+        test_acc = []
+        for i in range(cfg.seeds):
+            probe.load_state_dict(tuned[a, best, i])
+            test_acc.append(accuracy(probe, test))
         results[a] = {
             "lr": best,
-            "test": [t for _, t in by_lr[best]],
-            "test_mean": sum(t for _, t in by_lr[best]) / len(by_lr[best]),
-            "dev_mean_by_lr": {str(lr): v for lr, v in dev_mean.items()} if dev else None,
+            "test": test_acc,
+            "test_mean": sum(test_acc) / len(test_acc),
+            "dev_mean_by_lr": {str(lr): v for lr, v in dev_mean.items()},
         }
+        m[f"{key}_lr"] = best
+        m[f"{key}_lr_inside_grid"] = inside  # the inside-grid gate's metric
     test_acc = {a: r["test"] for a, r in results.items()}
     m["finetune"] = results
     m["test_accuracy"] = {a: r["test_mean"] for a, r in results.items()}
