@@ -159,6 +159,13 @@ def test_run_reports_paired_per_seed_metrics(tmp_path):
         assert set(arm["dev_mean_by_lr"]) == {str(lr) for lr in cfg.finetune_lrs}
     gated = {g.metric for c in REPRO.claims for g in c.gates}
     assert {"pretrained_aux_lr_inside_grid", "scratch_aux_lr_inside_grid"} <= gated
+    # the baseline gates' metrics: each scratch arm's test accuracy above chance, per seed
+    for key, arm in (("scratch_aux", "scratch λ=0.5"), ("scratch_noaux", "scratch λ=0")):
+        assert m[f"{key}_above_chance"] == pytest.approx([a - 0.5 for a in acc[arm]["test"]])
+        assert f"{key}_above_chance" in gated
+    assert m["finetune_gain_from_pretraining_lambda0"] == pytest.approx(
+        [p - q for p, q in zip(acc["pre-trained λ=0"]["test"], acc["scratch λ=0"]["test"])]
+    )
     # a grid of fewer than three learning rates cannot show that an optimum is interior
     with pytest.raises(ValueError, match="finetune_lrs"):
         main(replace(cfg, finetune_lrs=(1e-3, 3e-3)), RunContext(out_dir=tmp_path))
@@ -179,3 +186,29 @@ def test_choose_lr_picks_best_mean_dev_and_flags_grid_edges():
     assert best == 1e-3
     with pytest.raises(ValueError):
         choose_lr({})
+
+
+def test_a_scratch_arm_at_chance_holds_the_pretraining_gain_back():
+    """The gain over a from-scratch arm that never left chance is not a reproduction."""
+    from repro.claims import judge
+    from repro.papers.gpt import REPRO
+
+    metrics = {
+        "lm_gain_over_unigram": [1.3] * 5,
+        "pretrained_below_unigram": [1.3] * 5,
+        "finetune_gain_from_pretraining": [0.18, 0.18, 0.21, 0.08, 0.19],
+        "finetune_gain_from_pretraining_lambda0": [0.03, 0.01, -0.02, 0.0, -0.02],
+        "aux_lm_gain": [-0.04, -0.04, 0.0, 0.01, 0.0],
+        "scratch_aux_above_chance": [0.0, 0.0, 0.003, 0.136, -0.003],
+        "scratch_noaux_above_chance": [0.19, 0.21, 0.25, 0.21, 0.21],
+    }
+    for key in ("pretrained_aux", "pretrained_noaux", "scratch_aux", "scratch_noaux"):
+        metrics[f"{key}_lr_inside_grid"] = True
+    rows = judge(REPRO.claims, metrics, {}, preset="full", device="cpu", status="ok")
+    v = {r["id"]: (r["verdict"], r.get("reason", "")) for r in rows}
+    verdict, why = v["pretraining-helps-finetuning"]
+    assert verdict == "inconclusive" and "baseline" in why
+    assert v["pretraining-helps-finetuning-lambda0"][0] == "not reproduced"
+    metrics["scratch_aux_above_chance"] = [0.2] * 5
+    rows = judge(REPRO.claims, metrics, {}, preset="full", device="cpu", status="ok")
+    assert {r["id"]: r["verdict"] for r in rows}["pretraining-helps-finetuning"] == "reproduced"

@@ -367,6 +367,8 @@ def main(cfg, ctx: RunContext) -> None:
         }
         m[f"{key}_lr"] = best
         m[f"{key}_lr_inside_grid"] = inside  # the inside-grid gate's metric
+        # the baseline gate's metric: test accuracy above chance (the classes are balanced)
+        m[f"{key}_above_chance"] = [acc - 1.0 / len(CLASSES) for acc in test_acc]
     test_acc = {a: r["test"] for a, r in results.items()}
     m["finetune"] = results
     m["test_accuracy"] = {a: r["test_mean"] for a, r in results.items()}
