@@ -51,6 +51,40 @@ def test_only_head_one_feeds_next_token_prediction():
     torch.testing.assert_close(m(x), before)
 
 
+def test_every_n_starts_from_the_same_next_token_model():
+    """Paired by seed: n = 1 and n = 4 built after the same seed share the initial embeddings,
+    trunk, head 1 and unembedding (the extra heads draw their weights after those)."""
+    from dataclasses import replace
+
+    for cfg in (CFG, replace(CFG, tie_embeddings=False)):
+        torch.manual_seed(5)
+        one = dict(MultiTokenLM(cfg, 1).named_parameters())
+        torch.manual_seed(5)
+        four = dict(MultiTokenLM(cfg, 4).named_parameters())
+        assert set(one) < set(four)
+        for name, p in one.items():
+            torch.testing.assert_close(four[name], p, rtol=0, atol=0)
+        torch.manual_seed(6)
+        other = dict(MultiTokenLM(cfg, 1).named_parameters())
+        assert not torch.equal(other["trunk.0.attn.qkv.weight"], one["trunk.0.attn.qkv.weight"])
+
+
+def test_untied_unembedding_is_its_own_matrix():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    untied = MultiTokenLM(replace(CFG, tie_embeddings=False), 2)
+    tied = MultiTokenLM(CFG, 2)
+    extra = sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters())
+    assert extra == CFG.vocab_size * CFG.d_model
+    h = untied.trunk_out(torch.randint(0, 40, (1, 8)))
+    with torch.no_grad():
+        untied.tok.weight.zero_()  # the output no longer reads the input embedding
+    torch.testing.assert_close(
+        untied.head_logits(h, 1), untied.ln_f(untied.heads[1](h)) @ untied.unembed.weight.T
+    )
+
+
 def test_future_heads_learn_a_planted_pattern():
     """On a period-5 sequence, every future token is predictable; all four heads learn it."""
     torch.manual_seed(0)

@@ -37,6 +37,8 @@ Seeds: 3 in quick, 5 in full; seed s gives all three arms the same initial weigh
 History: until issue 16 the presets trained 250 steps on 16×32-token batches (quick; every arm
 ended 0.0–0.25 nats below unigram, so both comparisons were inconclusive on the learned gate),
 FP8 covered the matmul inputs only, and the tolerance was 0.02 nats (below the seed noise).
+Then quick ran 400 steps until the results at commit cd14e7e, over its CPU budget (see the
+presets); it now runs 330.
 
 Left out: the gradient all-reduce across processes (and its shared amax and pre-scaling),
 delayed amax-history scaling, FP8 distributed parallelism (level O3), the speed results (they
@@ -57,7 +59,7 @@ class Config:
     d_model: int = 64  # width
     n_layer: int = 2  # Transformer blocks
     n_head: int = 4  # attention heads
-    steps: int = 400  # optimiser steps per arm
+    steps: int = 330  # optimiser steps per arm (quick; 400 until the results at cd14e7e)
     lr: float = 3e-3  # AdamW peak learning rate (cosine, 5% warm-up)
     margin: int = 0  # scale = format max / amax / 2^margin (Transformer Engine's "margin")
     eval_batches: int = 40  # validation windows: eval_batches × batch_size
@@ -83,7 +85,11 @@ REPRO = Reproduction(
     title="FP8 compute, gradients and optimiser state with per-tensor scaling against bf16",
     config=Config,
     presets={
-        # 3 seeds × three arms of 400 steps on 16×64-token batches
+        # 3 seeds × three arms of 330 steps on 16×64-token batches. Until the results at
+        # commit cd14e7e quick ran 400 steps: 223 CPU-s, over the 180 CPU-s quick budget (all
+        # gated arms 0.62-0.94 nats below unigram, gate 0.5). Changed after those results,
+        # for the budget only: 330 steps, and the forward casts no longer count their
+        # (unused) underflow statistics, which leaves every number identical and saves ~10%.
         "quick": {},
         # 5 seeds × three arms of 1000 steps (width-64 TinyLMs need about 1,000 steps to reach
         # the full preset's 1.0-nat learned gate)

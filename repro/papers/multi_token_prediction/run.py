@@ -23,6 +23,7 @@ def train_one(cfg, width: int, n_future: int, train_ids, val_ids, seed: int) -> 
             d_model=width,
             n_head=max(1, width // 16),
             bias=False,
+            tie_embeddings=cfg.tie_embeddings,
         ),
         n_future,
     )
@@ -100,7 +101,7 @@ def main(cfg, ctx: RunContext) -> None:
     ctx.metrics["unigram_nats"] = unigram
     widths = sorted(cfg.widths)
     # val[width][n]: one next-token validation loss per seed; seed s gives every (width, n)
-    # the same batches and, per width, the same trunk initialisation stream (paired by seed)
+    # the same batches and, per width, the same initial next-token model (paired by seed)
     val: dict[str, dict[str, list[float]]] = {
         str(w): {str(n): [] for n in cfg.n_futures} for w in widths
     }
