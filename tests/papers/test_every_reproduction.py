@@ -458,6 +458,7 @@ TINY: dict[str, dict] = {
         "bench_lengths": (128, 512, 1024),
         "bench_layers": 1,
         "bench_repeats": 5,
+        "lr_grid": (1e-3, 2e-3, 4e-3),
     },
     "flash-attention": {
         "exact_cases": ("19x23-d16-causal-fp16", "24x9-d16-full-bf16"),

@@ -34,10 +34,27 @@ def passages(tok, docs, seq_len: int, max_per_doc: int | None = None):
     return torch.tensor(xs, dtype=torch.long), torch.tensor(ys, dtype=torch.long)
 
 
-def genre_dataset(vocab_size: int, seq_len: int, max_per_doc: int | None = None, seed: int = 0):
-    """(x_train, y_train, x_test, y_test): BPE trained on the training documents only."""
+def genre_dataset(
+    vocab_size: int,
+    seq_len: int,
+    max_per_doc: int | None = None,
+    seed: int = 0,
+    dev: float = 0.0,
+):
+    """(x_train, y_train, x_dev, y_dev, x_test, y_test): BPE trained on the training documents
+    only. ``dev`` > 0 holds out that share of the training documents (again whole documents,
+    stratified by genre) for choosing hyper-parameters, so that the test passages are never
+    looked at before the final score; with ``dev`` = 0 the dev tensors are empty."""
     train_docs, test_docs = split_documents(load_brown(), held_out=0.1, seed=seed)
+    dev_docs: list = []
+    if dev > 0:
+        train_docs, dev_docs = split_documents(train_docs, held_out=dev, seed=seed + 1)
     tok = train_tokenizer(train_docs, kind="bpe", vocab_size=vocab_size)
     xtr, ytr = passages(tok, train_docs, seq_len, max_per_doc)
+    if dev_docs:
+        xdev, ydev = passages(tok, dev_docs, seq_len)
+    else:
+        xdev = torch.zeros((0, seq_len), dtype=torch.long)
+        ydev = torch.zeros((0,), dtype=torch.long)
     xte, yte = passages(tok, test_docs, seq_len)
-    return xtr, ytr, xte, yte
+    return xtr, ytr, xdev, ydev, xte, yte

@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from repro.common.stats import paired_ratios, seeds_for
+from repro.common.stats import inside_grid, paired_ratios, seeds_for
 from repro.common.tinylm import cosine_lr
 from repro.context import RunContext
 
@@ -75,15 +75,24 @@ def speed(cfg, ctx: RunContext, gen: torch.Generator) -> dict:
     return {"median_s": med, "speedup": ratio, "rounds": rounds}
 
 
+@torch.no_grad()
+def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    pred = torch.cat([model(x[i : i + 256]).argmax(-1) for i in range(0, len(x), 256)])
+    return (pred == y).float().mean().item()
+
+
 def train_classifier(ecfg: EncoderConfig, data, cfg, seed: int, ctx: RunContext) -> dict:
-    xtr, ytr, xte, yte = data
+    """Train one encoder at ``cfg.lr``; its accuracy on the dev passages (what the rate search
+    ranks by) and on the test passages (what the claim is judged on)."""
+    xtr, ytr, xdev, ydev, xte, yte = data
     torch.manual_seed(seed)
     model = Classifier(ecfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
     losses = []
     model.train()
-    for step in ctx.progress(range(cfg.steps), desc=f"train {ecfg.mixing}"):
+    for step in ctx.progress(range(cfg.steps), desc=f"train {ecfg.mixing} lr {cfg.lr:g}"):
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
         idx = torch.randint(0, len(xtr), (cfg.batch_size,), generator=gen)
@@ -93,11 +102,10 @@ def train_classifier(ecfg: EncoderConfig, data, cfg, seed: int, ctx: RunContext)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(xte[i : i + 256]).argmax(-1) for i in range(0, len(xte), 256)])
     return {
-        "accuracy": (pred == yte).float().mean().item(),
+        "lr": cfg.lr,
+        "dev_accuracy": accuracy(model, xdev, ydev) if len(ydev) else float("nan"),
+        "accuracy": accuracy(model, xte, yte),
         "params": sum(p.numel() for p in model.parameters()),
         "losses": losses,
     }
@@ -157,8 +165,8 @@ def main(cfg, ctx: RunContext) -> None:
         speedup_growth_of_medians=sp["speedup"][Ls[-1]] / sp["speedup"][Ls[0]],
     )
 
-    data = genre_dataset(cfg.vocab_size, cfg.seq_len, cfg.max_per_doc, seed=0)
-    yte = data[3]
+    data = genre_dataset(cfg.vocab_size, cfg.seq_len, cfg.max_per_doc, seed=0, dev=cfg.dev)
+    yte = data[5]
     majority = torch.bincount(yte).max().item() / len(yte)
     ecfg = EncoderConfig(
         vocab_size=cfg.vocab_size,
@@ -177,14 +185,42 @@ def main(cfg, ctx: RunContext) -> None:
         seeds=seeds,
         majority_class_accuracy=majority,
         train_passages=len(data[1]),
+        dev_passages=len(data[3]),
         test_passages=len(yte),
     )
+    grid = sorted(cfg.lr_grid)
     for mixing in cfg.mixings:
-        for s in seeds:  # the same seeds for every mixing: paired by seed
-            res = train_classifier(replace(ecfg, mixing=mixing), data, cfg, s, ctx)
-            acc.setdefault(mixing, []).append(res["accuracy"])
-            params[mixing] = res["params"]
+        # Each sub-layer's peak rate: the grid point with the best dev accuracy on the first
+        # seed (the same grid for every sub-layer); the other seeds reuse it.
+        trials = {
+            lr: train_classifier(
+                replace(ecfg, mixing=mixing), data, replace(cfg, lr=lr), seeds[0], ctx
+            )
+            for lr in grid
+        }
+        best = max(grid, key=lambda lr: trials[lr]["dev_accuracy"])
+        ctx.metrics.update(
+            {
+                f"{mixing}_lr": best,
+                f"{mixing}_lr_inside_grid": inside_grid(grid, best),
+                f"{mixing}_lr_search_dev_accuracy": {
+                    f"{lr:g}": t["dev_accuracy"] for lr, t in trials.items()
+                },
+            }
+        )
+        ctx.log(
+            f"  {mixing}: dev accuracy by lr "
+            + ", ".join(f"{lr:g}: {t['dev_accuracy']:.3f}" for lr, t in trials.items())
+        )
+        runs = [trials[best]]
+        for s in seeds[1:]:  # the same seeds for every mixing: paired by seed
+            runs.append(
+                train_classifier(replace(ecfg, mixing=mixing), data, replace(cfg, lr=best), s, ctx)
+            )
+        acc[mixing] = [r["accuracy"] for r in runs]
+        params[mixing] = runs[0]["params"]
         ctx.metrics[f"accuracy_{mixing}"] = list(acc[mixing])
+        ctx.metrics[f"dev_accuracy_{mixing}"] = [r["dev_accuracy"] for r in runs]
         ctx.metrics[f"{mixing}_above_majority"] = [a - majority for a in acc[mixing]]
     ctx.metrics.update(
         params=params,
