@@ -225,7 +225,8 @@ TINY: dict[str, dict] = {
         "eval_pairs": 8,
         "rl_steps": 3,
         "rl_batch": 4,
-        "window": 1,
+        "eval_every": 2,
+        "eval_prompts": 4,
         "seeds": 2,
     },
     "multi-token-prediction": {
