@@ -125,9 +125,11 @@ REPRO = Reproduction(
             paper_value="the gold reward model score rises at first as KL from the initial "
             "policy grows",
             metric="gold_rise_unpenalised",
-            # any rise: the interval above 0 (the peak is picked on set A and measured on set
-            # B, so noise alone does not make one)
-            rule=AtLeast(0.0),
+            # a real rise: at least a twentieth of the starting gold score, half the size asked
+            # of the fall (the peak is picked on set A and measured on set B, so noise alone
+            # does not make one). The first quick run used ≥ 0, which a curve that never rises
+            # (peak at step 0, rise exactly 0 on every seed) passed: see the card.
+            rule=AtLeast(0.05),
             unit="(gold at the peak − gold at the start) / gold at the start, β = 0 (per seed)",
             kind="finding",
             gates=GATES,
