@@ -137,9 +137,38 @@ def test_causal():
 def test_declaration_kinds_and_gates():
     assert REPRO.problems() == []
     kinds = {c.id: c.kind for c in REPRO.claims}
-    assert kinds["tiny-gemma-trains"] == "finding"
-    assert sum(k == "check" for k in kinds.values()) == 5
-    trains = next(c for c in REPRO.claims if c.id == "tiny-gemma-trains")
-    assert [g.metric for g in trains.gates] == ["gemma_below_unigram"]
+    assert [k for k, v in kinds.items() if v == "finding"] == ["mqa-on-par-with-mha"]
+    assert sum(k == "check" for k in kinds.values()) == 6
+    mqa = next(c for c in REPRO.claims if c.id == "mqa-on-par-with-mha")
+    assert {g.metric for g in mqa.gates} == {
+        "mqa_below_unigram",
+        "mha_below_unigram",
+        "mqa_lr_inside_grid",
+        "mha_lr_inside_grid",
+    }
     assert REPRO.make_config("quick", {}).seeds == 3
     assert REPRO.make_config("full", {}).seeds == 5
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_the_two_arms_have_equal_parameters(preset):
+    from repro.papers.gemma.run import arm_config
+
+    cfg = REPRO.make_config(preset, {})
+    mqa, mha = arm_config(cfg, "mqa"), arm_config(cfg, "mha")
+    assert (mqa.n_kv_head, mha.n_kv_head) == (1, cfg.n_head)
+    assert mqa.ffn_hidden > mha.ffn_hidden == cfg.ffn_ratio * cfg.d_model
+    assert sum(param_counts(mqa)) == sum(param_counts(mha))
+    with torch.device("meta"):
+        counts = [sum(p.numel() for p in Gemma(c).parameters()) for c in (mqa, mha)]
+    assert counts[0] == counts[1]
+
+
+def test_unequal_arms_are_refused():
+    from repro.papers.gemma.run import arm_config
+
+    cfg = replace(REPRO.config(), n_head=2, head_dim=8)  # saves 2·d·8: not 3·d units
+    with pytest.raises(ValueError, match="whole number"):
+        arm_config(cfg, "mqa")
+    with pytest.raises(ValueError, match="arm 'gqa'"):
+        arm_config(cfg, "gqa")

@@ -1,5 +1,6 @@
 """InstructGPT at toy scale: preference pairs, the Bradley–Terry loss, the log-probabilities
-the KL estimate uses, and a policy step that moves toward a planted reward."""
+the KL estimate uses, a policy step that moves toward a planted reward, the gold score and the
+over-optimisation statistics."""
 
 import copy
 import math
@@ -12,10 +13,16 @@ from repro.papers.instructgpt import REPRO
 from repro.papers.instructgpt.rlhf import (
     RewardModel,
     bradley_terry_loss,
+    gold_score,
     policy_step,
     sequence_logprob,
 )
-from repro.papers.instructgpt.run import preference_pairs
+from repro.papers.instructgpt.run import (
+    gold_pair_scores,
+    over_optimisation,
+    pairwise_accuracy,
+    preference_pairs,
+)
 
 
 def _lm(seed=0, vocab=12):
@@ -97,6 +104,44 @@ def test_the_penalty_holds_the_policy_closer():
     assert kls[2.0] < kls[0.0]
 
 
+def test_gold_score_is_one_for_the_real_text_and_lower_for_a_shuffle_or_repetition():
+    truth = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    assert gold_score(truth, truth).item() == 1.0
+    shuffled = torch.tensor([[6, 5, 7, 8, 9, 10]])  # unigrams kept, two of five bigrams lost
+    assert gold_score(shuffled, truth).item() == pytest.approx((1 + 3 / 5) / 2)
+    # repeating a right token is clipped: one 7 counts, the other five do not
+    assert gold_score(torch.tensor([[7] * 6]), truth).item() == pytest.approx((1 / 6 + 0) / 2)
+    with pytest.raises(ValueError, match="one shape"):
+        gold_score(truth[:, :3], truth)
+
+
+def test_gold_rule_orders_labelled_pairs_as_the_rule_does():
+    ids = torch.randint(0, 50, (5000,), generator=torch.Generator().manual_seed(1))
+    cfg = REPRO.config()
+    acc = pairwise_accuracy(gold_pair_scores(cfg.prompt_len), ids, cfg, 200, 0)
+    assert acc["all"] == 1.0
+
+
+def _curve(gold_a, gold_b, proxy_b):
+    return [
+        {"step": 10 * i, "gold_A": a, "gold_B": b, "proxy_B": p, "kl_B": float(i)}
+        for i, (a, b, p) in enumerate(zip(gold_a, gold_b, proxy_b))
+    ]
+
+
+def test_over_optimisation_picks_the_peak_on_set_a_and_reads_set_b():
+    # A peaks at step 20; B's own highest point (step 10) is not used
+    s = over_optimisation(_curve([1, 2, 3, 1], [2.0, 3.0, 2.5, 1.0], [0, 1, 2, 4]))
+    assert s["peak_step"] == 20
+    assert s["rise"] == pytest.approx(0.25)  # (2.5 − 2) / 2
+    assert s["fall"] == pytest.approx(0.75)  # (2.5 − 1) / 2
+    assert s["proxy_after_peak"] == pytest.approx(2.0)
+    assert s["kl_at_peak"] == 2.0 and s["kl_end"] == 3.0
+    # a curve that only falls has its peak at the start: no rise
+    s = over_optimisation(_curve([3, 2, 1], [3.0, 2.0, 1.5], [0, 1, 2]))
+    assert s["peak_step"] == 0 and s["rise"] == 0.0 and s["fall"] == pytest.approx(0.5)
+
+
 def test_declaration_is_consistent():
     assert REPRO.problems() == []
     assert copy.deepcopy(REPRO.config()) is not None
@@ -117,13 +162,18 @@ def test_run_reports_one_value_per_seed(tmp_path):
         eval_pairs=8,
         rl_steps=3,
         rl_batch=4,
-        window=1,
+        eval_every=2,
+        eval_prompts=4,
         seeds=2,
     )
     ctx = RunContext(out_dir=tmp_path, show_progress=False)
     main(cfg, ctx)
     for claim in REPRO.claims:
-        assert claim.kind == "finding"
+        if claim.kind == "check":
+            assert 0.0 <= ctx.metrics[claim.metric] <= 1.0
+            continue
         assert len(ctx.metrics[claim.metric]) == 2
         for gate in claim.gates:
             assert len(ctx.metrics[gate.metric]) == 2
+    # checkpoints at steps 0 and 2, then the last step (3), for both β
+    assert [r["step"] for r in ctx.metrics["history"]["β = 0"]] == [0, 2, 3]

@@ -9,45 +9,61 @@ Checks (properties of our module, pass/fail):
     They are a count of our own tensors against the paper's printed numbers, so they test our
     reading of Table 1, not a result the paper measured.
   * The closed-form count (``model.param_counts``) equals the instantiated module's count for
-    2B, 7B and the tiny model we train, so the formula documents the structure rather than
-    being fitted to Table 2.
+    2B, 7B and the two tiny models we train, so the formula documents the structure rather
+    than being fitted to Table 2.
+  * ``arms-equal-params``: the two tiny arms below have exactly the same parameter count.
 
-Finding (measured on trained models, 3 seeds in quick, 5 in full; seeds ctx.seed + i, each
-seed sets the initialisation and the data order):
-  * §2: the same structure at tiny size (RMSNorm with (1 + w), GeGLU, RoPE, multi-query
-    attention, √d-scaled embedding tied to the output layer) trains on the Brown corpus to a
-    held-out loss well below the unigram baseline; the metric is the per-seed margin below the
-    unigram cross-entropy, with the learned gate on the same model.
+Finding (measured on trained models, paired by seed, 3 seeds in quick, 5 in full):
+  * §2: Gemma 2B uses multi-query attention "based on ablations that showed that multi-query
+    attention works well at smaller scales" (citing Shazeer 2019). We ablate it at equal
+    parameters: a tiny Gemma with one key/value head against the same model with a key/value
+    head per query head (Gemma 7B's multi-head attention), the parameters that the shared head
+    saves given back to the feed-forward width. Each arm picks its learning rate from the one
+    grid on held-out "dev" text (the inside-grid gate), both must learn (the learned gate), and
+    the claim "works well" is an equivalence: the per-seed held-out loss difference must lie
+    within a two-sided margin (see the rule).
 
 Left out: the pretrained weights (no hub access, and gigabytes), the 3T/6T-token pretraining,
 the benchmark tables, and instruction tuning. The walk-through's component identities (the
 (1 + w) norm at w = 0, multi-query attention as multi-head attention with shared key/value
-heads, RoPE making q·k depend only on the offset) are unit tests, not claims. So this
-reproduction checks no empirical result of the paper beyond "the architecture trains": its
-headline numbers (benchmarks) need the released weights.
+heads, RoPE making q·k depend only on the offset) are unit tests, not claims. The paper's
+headline numbers (benchmarks) need the released weights; the multi-query ablation is the one
+design choice of §2 that the paper backs with its own ablation.
 """
 
 from dataclasses import dataclass
 
-from repro.claims import CHECK, FINDING, AtLeast, Claim, IsTrue, Near, Reproduction, learned_gate
+from repro.claims import (
+    CHECK,
+    FINDING,
+    Claim,
+    Equivalent,
+    IsTrue,
+    Near,
+    Reproduction,
+    inside_grid_gate,
+    learned_gate,
+)
 
 
 @dataclass(frozen=True)
 class Config:
-    vocab_size: int = 2048  # BPE trained on Brown (Gemma's 256128 would dwarf a tiny model)
-    d_model: int = 64  # tiny width for the training run
+    vocab_size: int = 512  # BPE trained on Brown (Gemma's 256128 would dwarf a tiny model)
+    d_model: int = 64  # tiny width for the training runs
     n_layer: int = 2
-    n_head: int = 4  # query heads
-    n_kv_head: int = 1  # multi-query attention, as in Gemma 2B
+    n_head: int = 4  # query heads; key/value heads: 1 (MQA arm) or n_head (MHA arm)
     head_dim: int = 16
-    ffn_ratio: int = 16  # Table 1's feed-forward hidden dims / d_model (16 for both sizes)
+    # Table 1's feed-forward hidden dims / d_model is 16 for both sizes (gate and up together,
+    # 8·d each); we halve it (4·d each, the classic Transformer width) to fit the CPU budget
+    ffn_ratio: int = 8
     seq_len: int = 64  # tokens per training window
     batch_size: int = 16
-    steps: int = 300  # optimiser steps
-    lr: float = 3e-3  # peak AdamW learning rate (tiny models take a large one)
-    warmup: int = 30  # linear warm-up steps before cosine decay
-    eval_batches: int = 20  # validation windows / batch_size evaluated
-    seeds: int = 3  # tiny models trained, seeds ctx.seed + i (5 in full)
+    steps: int = 300  # optimiser steps (cosine schedule, 5% linear warm-up)
+    # the one grid both arms pick from; the first quick run (1.5e-3 … 1.2e-2) put MQA's best
+    # rate on the top edge, so the grid moved up one step (see the card)
+    lrs: tuple[float, ...] = (3e-3, 6e-3, 1.2e-2, 2.4e-2)
+    eval_batches: int = 20  # held-out windows / batch_size scored (dev and test alike)
+    seeds: int = 3  # seeds ctx.seed + i (5 in full): initialisation and data order per pair
 
 
 # Table 2 of the paper, for the claims below and for the figure.
@@ -59,26 +75,14 @@ PAPER_COUNTS = {
 REPRO = Reproduction(
     id="gemma",
     papers=("gemma",),
-    title="Gemma's architecture: parameter counts and a tiny trained instance",
+    title="Gemma's architecture: parameter counts, and multi-query vs multi-head attention "
+    "at equal parameters",
     config=Config,
     presets={
-        # ~45 s on one thread: counts are instant, then 3 seeds × 300 tiny steps.
+        # 3 seeds; each arm: the 4-rate grid on the first seed, then 2 more seeds
         "quick": {},
-        # A wider, deeper model trained longer on a larger vocabulary (~5 min on one free core).
-        "full": {
-            "vocab_size": 4096,
-            "d_model": 128,
-            "n_layer": 4,
-            "n_head": 4,
-            "head_dim": 32,
-            "seq_len": 128,
-            "batch_size": 16,
-            "steps": 1000,
-            "lr": 2e-3,
-            "warmup": 100,
-            "eval_batches": 40,
-            "seeds": 5,
-        },
+        # 5 seeds, trained past 1 nat below unigram
+        "full": {"steps": 900, "seeds": 5},
     },
     claims=(
         Claim(
@@ -128,7 +132,7 @@ REPRO = Reproduction(
         Claim(
             id="formula-equals-instance",
             statement="the closed-form parameter count equals sum(p.numel()) of the built "
-            "module for 2B, 7B and the tiny trained model",
+            "module for 2B, 7B and the two tiny trained models",
             source="Table 1, Table 2",
             paper_value="(consistency of our formula)",
             metric="formula_equals_instance",
@@ -137,19 +141,38 @@ REPRO = Reproduction(
             kind=CHECK,
         ),
         Claim(
-            id="tiny-gemma-trains",
-            statement="a tiny Gemma-structured decoder trained on Brown reaches a validation "
-            "loss well below the unigram baseline",
+            id="arms-equal-params",
+            statement="the multi-query and multi-head tiny models have the same parameter count "
+            "(the feed-forward of the multi-query one is wider by what its shared key/value "
+            "head saves)",
+            source="§2; Shazeer 2019 §3",
+            paper_value="(an ablation at equal parameters)",
+            metric="arms_equal_params",
+            rule=IsTrue(),
+            unit="equal",
+            kind=CHECK,
+        ),
+        Claim(
+            id="mqa-on-par-with-mha",
+            statement="at small scale, multi-query attention works as well as multi-head "
+            "attention at equal parameters",
             source="§2",
-            paper_value="(the architecture trains; the paper reports 2B/7B on 3T/6T tokens)",
-            metric="gemma_below_unigram",
-            # 0.5 nats ≈ 40% lower perplexity than a unigram model: the model must use context,
-            # not just token frequencies.
-            rule=AtLeast(0.5),
-            unit="nats/token below unigram cross-entropy (per seed)",
+            paper_value="the 2B model uses multi-query attention, based on ablations that "
+            "showed it works well at smaller scales (no number given)",
+            metric="mqa_minus_mha",
+            # Gemma prints no number. Shazeer 2019 (Table 1, the paper Gemma cites) reports a
+            # dev log-perplexity 0.015 nats worse for multi-query than multi-head and calls it
+            # a minor degradation; "works well" = within twice that gap, ± 0.03 nats/token.
+            rule=Equivalent(0.03),
+            unit="held-out loss, MQA − MHA, nats/token (paired per seed)",
             kind=FINDING,
-            gates=(learned_gate("gemma"),),
+            gates=(
+                learned_gate("mqa"),
+                learned_gate("mha"),
+                inside_grid_gate("mqa"),
+                inside_grid_gate("mha"),
+            ),
         ),
     ),
-    timeout_s=400,  # a hang guard, ~5x the quick preset (3 seeds) on one thread
+    timeout_s=900,  # a hang guard, ~3x the quick preset on one thread
 )
