@@ -155,6 +155,52 @@ def test_run_reports_per_seed_findings_and_paired_ratio(tmp_path):
     assert m["ppl_ratio_infilling_over_masking"][0] == pytest.approx(
         ppl["infilling"][0] / ppl["masking"][0]
     )
-    assert len(m["infilling_below_unigram"]) == len(m["masking_below_unigram"]) == 2
+    assert (
+        len(m["infilling_finetuned_below_unigram"])
+        == len(m["masking_finetuned_below_unigram"])
+        == 2
+    )
+    # each denoiser's learned gate: the unigram floor of the targets minus its held-out loss
+    for k in ("infilling", "masking"):
+        losses = [r["loss"] for r in m["objectives"][k]]
+        assert m[f"{k}_denoiser_below_unigram"] == pytest.approx(
+            [m["reconstruction_unigram_nats"] - x for x in losses]
+        )
+    # the pretraining gate: no-pretraining loss minus the weaker pretrained arm's, per seed
+    none = [r["continuation_loss"] for r in m["objectives"]["none"]]
+    worst = [
+        max(a["continuation_loss"], b["continuation_loss"])
+        for a, b in zip(m["objectives"]["infilling"], m["objectives"]["masking"])
+    ]
+    assert m["pretraining_gain"] == pytest.approx([n - w for n, w in zip(none, worst)])
     kinds = {c.id: c.kind for c in REPRO.claims}
     assert kinds["infilling-mask-fraction"] == kinds["one-mask-per-span"] == "check"
+    assert kinds["infilling-beats-masking"] == "finding"
+    # the headline is judged in the quick preset too (3 seeds), not only in full
+    assert REPRO.claims[3].id == "infilling-beats-masking"
+    assert REPRO.config().finetune_steps > 0 and "masking" in REPRO.config().objectives
+
+
+def test_headline_gates_decide():
+    """A failed gate makes the headline inconclusive; passing gates let the rule decide."""
+    from repro.papers.bart import REPRO
+
+    claim = next(c for c in REPRO.claims if c.id == "infilling-beats-masking")
+    ok = {
+        "ppl_ratio_infilling_over_masking": [0.95, 0.96, 0.94],
+        "infilling_finetuned_below_unigram": [0.8] * 3,
+        "masking_finetuned_below_unigram": [0.8] * 3,
+        "infilling_denoiser_below_unigram": [2.0] * 3,
+        "masking_denoiser_below_unigram": [2.0] * 3,
+        "infilling_visible_accuracy": [0.6] * 3,
+        "masking_visible_accuracy": [0.6] * 3,
+        "pretraining_gain": [0.5] * 3,
+    }
+    assert claim.evaluate(ok, {}, "quick")["verdict"] == "reproduced"
+    worse = {**ok, "ppl_ratio_infilling_over_masking": [1.01, 1.02, 1.0]}
+    assert claim.evaluate(worse, {}, "quick")["verdict"] == "not reproduced"
+    no_copy = {**ok, "masking_visible_accuracy": [0.6, 0.12, 0.6]}
+    row = claim.evaluate(no_copy, {}, "quick")
+    assert row["verdict"] == "inconclusive" and "reads its source" in row["reason"]
+    # the full preset asks 1.0 nats of each learned arm
+    assert claim.evaluate(ok, {}, "full")["verdict"] == "inconclusive"

@@ -86,7 +86,9 @@ def test_declaration_findings_per_seed_and_gated():
     assert REPRO.make_config("full", {}).seeds == 5
     for c in REPRO.claims:
         assert c.kind == "finding"
-        assert [g.metric for g in c.gates] == ["largest_below_unigram"]
+        assert [g.metric for g in c.gates] == ["largest_below_unigram", "upper_half_below_unigram"]
+    # the headline is the paired contrast, first
+    assert REPRO.claims[0].metric == "contrast_exact_match_minus_edit_distance"
 
 
 def test_tiny_run_reports_per_seed_lists(tmp_path):
@@ -110,5 +112,19 @@ def test_tiny_run_reports_per_seed_lists(tmp_path):
         "sharpness_edit_distance",
         "em_independence_max_error",
         "largest_below_unigram",
+        "upper_half_below_unigram",
+        "contrast_exact_match_minus_edit_distance",
+        "contrast_exact_match_minus_per_token_acc",
     ):
         assert len(ctx.metrics[key]) == 2, key
+    m = ctx.metrics
+    for i in range(2):
+        # the contrast is paired within a seed's family
+        assert m["contrast_exact_match_minus_edit_distance"][i] == pytest.approx(
+            m["sharpness_exact_match"][i] - m["sharpness_edit_distance"][i]
+        )
+        below = m["below_unigram_by_width"][i]
+        assert len(below) == 3
+        assert m["largest_below_unigram"][i] == pytest.approx(below[-1])
+        # the upper half of (8, 12, 16) is (12, 16)
+        assert m["upper_half_below_unigram"][i] == pytest.approx(min(below[1:]))

@@ -204,6 +204,7 @@ TINY: dict[str, dict] = {
     "bart": {
         "noise_windows": 1000,
         "steps": 2,
+        "finetune_steps": 2,
         "batch": 4,
         "eval_windows": 8,
         "seeds": 2,

@@ -13,33 +13,54 @@ Checks of our implementation (the noising function against its specification, §
   * ``infilling-span-length``: span lengths follow Poisson(λ = 3);
   * ``one-mask-per-span``: each span (0-length ones included) is shown as exactly one [MASK].
 Findings (re-measured on trained models; one value per seed, 3 seeds in quick and 5 in full;
-seed s gives every objective the same initial weights and windows):
-  * ``reconstruction-beats-copy-oracle`` (§2): the model learns to reconstruct: on held-out
-    Brown windows its loss per target token is below that of an oracle that copies every
-    visible token for free and guesses hidden ones from unigram frequencies;
-  * ``hidden-token-accuracy`` (§2): its accuracy on hidden tokens is well above always
-    guessing the most frequent token;
-  * ``infilling-beats-masking`` (Table 1): text infilling is a stronger pretraining objective
-    than token masking. The paper fine-tunes on SQuAD, MNLI, ELI5, XSum, ConvAI2 and CNN/DM;
-    we fine-tune each pretrained model on one downstream proxy, continuing a held-out Brown
-    text from its first tokens (conditional generation, as ELI5/ConvAI2), and compare
-    perplexities as a per-seed paired ratio, gated on both fine-tuned arms having learned
-    (continuation loss below the unigram floor). Full preset only.
+seed s gives both objectives the same initial weights, the same pretraining windows and the
+same fine-tuning batches, so the arms are paired):
+  * ``infilling-beats-masking`` (Table 1, the headline): text infilling is a stronger
+    pretraining objective than token masking. The paper pretrains BART-base with each noising
+    function, fine-tunes on each task and compares perplexities on ELI5, XSum, ConvAI2 and
+    CNN/DM. We pretrain a text-infilling and a token-masking denoiser from the same weights on
+    the same windows, fine-tune each on one downstream generation task built from Brown
+    (continue a held-out text: the encoder reads 16 tokens, the decoder writes the next 16,
+    as in ELI5's free-form answers) and compare the held-out perplexities as a per-seed
+    paired ratio. Gates: each fine-tuned arm is a learned language model (held-out loss below
+    the unigram floor of its targets), each denoiser is learned (held-out reconstruction loss
+    below the unigram floor) and reads its source (a quarter of the visible tokens copied
+    right; a decoder that ignores the source gets about a tenth), and the downstream task
+    sees pretraining (both pretrained arms beat fine-tuning from scratch);
+  * ``reconstruction-beats-copy-oracle`` (§2): the infilling model learns to reconstruct: on
+    held-out Brown windows its loss per target token is below that of an oracle that copies
+    every visible token for free and guesses hidden ones from unigram frequencies. Gated on
+    its hidden-token loss being below the unigram loss of the same tokens (the learned gate
+    on the tokens where only context helps).
+
+What changed in issue 17: the comparison of Table 1 ran only in the full preset and on one
+seed, and the hidden-token finding was judged against twice the accuracy of always guessing
+the most frequent token (a bar any frequency model nearly clears). Now the comparison is the
+headline, in both presets, with a rule from Table 1's margins and the gates above; the
+hidden-token bar became the learned gate (unigram loss of the hidden tokens).
 
 Left out, and why: the paper's scale (BART-base is 6+6 layers of width 768 trained on
 Books+Wikipedia for 1M steps; BART-large on 160 GB) and its fine-tuning tasks are far beyond a
-CPU minute, so the Table 1 comparison runs with a tiny model on the Brown corpus, which the
-paper's verdict need not survive. At the quick scale the model copies only part of the
-visible tokens, so the copy-oracle claim fails there and passes in the full preset. Sentence permutation and document rotation are implemented
-and tested but not trained in the presets; dropout is off (the runs are far from
-over-fitting); the decoder is evaluated with teacher forcing (greedy decoding only for the
-example).
+CPU minute, so the Table 1 comparison runs with a one-layer model on the Brown corpus, which
+the paper's verdict need not survive; the understanding columns of Table 1 (SQuAD, MNLI) are
+not compared. Sentence permutation and document rotation are implemented and tested but not
+trained in the presets; dropout is off (the runs are far from over-fitting); the decoder is
+evaluated with teacher forcing (greedy decoding only for the example).
 """
 
 from dataclasses import dataclass
 from typing import Literal
 
-from repro.claims import AtLeast, AtMost, Claim, IsTrue, Near, Reproduction, learned_gate
+from repro.claims import (
+    AtLeast,
+    AtMost,
+    Claim,
+    IsTrue,
+    Near,
+    Reproduction,
+    baseline_gate,
+    learned_gate,
+)
 
 Objective = Literal["infilling", "masking", "deletion", "permutation", "rotation"]
 
@@ -65,19 +86,29 @@ class Config:
     # post-LN (BART's choice) stayed on the unigram plateau for 250 steps at lr 1e-3 and 2e-3
     # in a trial run; pre-LN left it, so the CPU-sized runs use pre-LN
     pre_ln: bool = True
-    # pretraining
-    # each from the same init; claim 3 needs infilling and masking
-    objectives: tuple[Objective, ...] = ("infilling",)
-    steps: int = 1500
+    # pretraining: both objectives from the same initial weights and windows (per seed)
+    objectives: tuple[Objective, ...] = ("infilling", "masking")
+    steps: int = 1000
     batch: int = 16
-    lr: float = 3e-3  # peak; linear warm-up then linear decay
-    warmup: int = 30
+    # peak; linear warm-up then linear decay, for pretraining and fine-tuning alike. One rate
+    # for both objectives, checked on seed 0 of the quick preset before the run (visible-token
+    # accuracy of the infilling / masking denoiser; continuation loss after fine-tuning):
+    #   1.5e-3: 0.23 / 0.24, 4.237 / 4.234 (neither reads its source well: gate not met)
+    #   3e-3:   0.57 / 0.57, 4.161 / 4.171 (both copy; ratio 0.990)
+    #   6e-3:   0.15 / 0.16, 4.120 / 4.101 (both plain LMs: lower perplexity, gate not met)
+    # and in pretraining-only curves (1,000 steps, seed 0) 4e-3 left the masking model at 0.13.
+    # So 3e-3 is the one rate of this grid where both denoisers learn to copy within the
+    # budget, not the downstream optimum, which at 6e-3 belongs to models that ignore the
+    # noising. Full preset, seed 0, at 3e-3: 0.85 / 1.00, 4.048 / 4.070 (ratio 0.978)
+    lr: float = 3e-3
+    warmup: int = 50  # 5% of the pretraining steps
     seeds: int = 3  # repeats of everything trained (init and data): ctx.seed + i
-    # downstream proxy for claim 3: continue a text from its first src_len tokens
-    src_len: int = 24
-    tgt_len: int = 8
-    finetune_steps: int = 0  # 0: no downstream proxy (claim 3 is not checked)
-    scratch_baseline: bool = False  # also fine-tune a randomly initialised model
+    # downstream task of the headline: continue a held-out text from its first src_len tokens
+    src_len: int = 16
+    tgt_len: int = 16
+    finetune_steps: int = 100  # 0: no downstream task (the headline is not checked)
+    finetune_warmup: int = 10
+    scratch_baseline: bool = True  # also fine-tune the initial weights (the pretraining gate)
     # evaluation
     eval_windows: int = 256  # held-out windows for every evaluation
     example_len: int = 32  # tokens in the example shown in the figure (≤ seq_len)
@@ -89,19 +120,17 @@ REPRO = Reproduction(
     title="Text infilling: Poisson(3) spans, one mask each, reconstructed",
     config=Config,
     presets={
-        # 3 seeds of the infilling model
+        # 3 seeds; per seed two denoisers of 800 steps (infilling, masking) from the same
+        # weights, each fine-tuned 150 steps, and the no-pretraining arm
         "quick": {},
-        # Two layers, 2.7× the pretraining tokens, a token-masking model from the same initialisation and
-        # data, and the fine-tuning proxy of claim 3 (with a no-pretraining baseline).
+        # 5 seeds, 2.5× the pretraining steps (the 1.0-nat learned gates; more copying) and 2×
+        # the fine-tuning steps; more noising windows and more held-out windows
         "full": {
             "seeds": 5,
             "noise_windows": 20000,
-            "n_layer": 2,
-            "batch": 32,
-            "objectives": ("infilling", "masking"),
             "steps": 2000,
-            "finetune_steps": 300,
-            "scratch_baseline": True,
+            "warmup": 100,
+            "finetune_steps": 200,
             "eval_windows": 512,
         },
     },
@@ -142,9 +171,47 @@ REPRO = Reproduction(
             kind="check",
         ),
         Claim(
+            id="infilling-beats-masking",
+            statement="pretraining with text infilling gives a lower downstream perplexity "
+            "than pretraining with token masking",
+            source="Table 1 (rows: w/ Text Infilling vs w/ Token Masking; column: ELI5)",
+            paper_value="perplexity, infilling vs masking: ELI5 24.26 vs 25.05 (ratio 0.968); "
+            "XSum 6.61 vs 7.08, ConvAI2 11.05 vs 11.73, CNN/DM 5.83 vs 6.10",
+            metric="ppl_ratio_infilling_over_masking",
+            # Table 1's ELI5 column is the task closest to ours (free-form text generated from
+            # a context); its ratio 24.26 / 25.05 = 0.968 is also the smallest gap of the four
+            # generation columns (XSum 0.934, ConvAI2 0.942, CNN/DM 0.956). Reproduced when the
+            # interval lies below 1 − 0.032 / 2 = 0.984 (infilling ahead by at least half the
+            # paper's smallest gap); not reproduced when it lies above (a gain that small, or
+            # none, or masking ahead)
+            rule=AtMost(0.984),
+            unit="held-out continuation perplexity, infilling / masking (paired per seed)",
+            kind="finding",
+            gates=(
+                learned_gate("infilling, fine-tuned", "infilling_finetuned_below_unigram"),
+                learned_gate("masking, fine-tuned", "masking_finetuned_below_unigram"),
+                learned_gate("infilling denoiser", "infilling_denoiser_below_unigram"),
+                learned_gate("masking denoiser", "masking_denoiser_below_unigram"),
+                # a denoiser that does not read its source is a decoder-only LM whatever its
+                # noising: in calibration both sat at 0.10–0.14 visible-token accuracy while
+                # only the decoder had learned (seed 0, 400–1,000 steps at lr 6e-3), so the
+                # bar is about twice that
+                baseline_gate(
+                    "infilling reads its source", "infilling_visible_accuracy", AtLeast(0.25)
+                ),
+                baseline_gate(
+                    "masking reads its source", "masking_visible_accuracy", AtLeast(0.25)
+                ),
+                # the downstream task must see pretraining, or the ratio compares two copies
+                # of a from-scratch model: the weaker pretrained arm beats no pretraining by
+                # 0.1 nats per token (perplexity × 0.9) on every seed
+                baseline_gate("downstream sees pretraining", "pretraining_gain", AtLeast(0.1)),
+            ),
+        ),
+        Claim(
             id="reconstruction-beats-copy-oracle",
-            statement="the model reconstructs held-out text with a lower loss than an oracle "
-            "that copies visible tokens for free and fills spans from unigram frequencies",
+            statement="the infilling model reconstructs held-out text with a lower loss than an "
+            "oracle that copies visible tokens for free and fills spans from unigram frequencies",
             source="§2",
             paper_value="BART is trained to reconstruct the original document",
             metric="recon_loss_over_copy_oracle",
@@ -153,34 +220,10 @@ REPRO = Reproduction(
             rule=AtMost(1.0),
             unit="model loss / oracle loss, per target token (per seed)",
             kind="finding",
-            gates=(learned_gate("denoiser"),),
-        ),
-        Claim(
-            id="hidden-token-accuracy",
-            statement="tokens under the masks are predicted well above the most-frequent-token "
-            "baseline",
-            source="§2",
-            paper_value="the model learns to reconstruct the original document",
-            metric="hidden_accuracy_over_mode",
-            # "well above" read as at least twice the accuracy that needs no context
-            rule=AtLeast(2.0),
-            unit="hidden-token accuracy / most-frequent-token accuracy (per seed)",
-            kind="finding",
-            gates=(learned_gate("denoiser"),),
-        ),
-        Claim(
-            id="infilling-beats-masking",
-            statement="pretraining with text infilling gives a lower downstream perplexity "
-            "than pretraining with token masking",
-            source="Table 1",
-            paper_value="infilling vs masking, perplexity: ELI5 24.26 vs 25.05, XSum 6.61 vs "
-            "7.08, ConvAI2 11.05 vs 11.73, CNN/DM 5.83 vs 6.10",
-            metric="ppl_ratio_infilling_over_masking",
-            # the paper finds infilling lower on every generation task; any ratio < 1 agrees
-            rule=AtMost(1.0),
-            unit="continuation perplexity, infilling / masking (paired per seed)",
-            kind="finding",
-            gates=(learned_gate("infilling"), learned_gate("masking")),
+            # the learned gate on the tokens where only context helps: the hidden tokens'
+            # loss below the unigram loss of the same tokens (replaces the old bar of twice
+            # the accuracy of always guessing the most frequent token)
+            gates=(learned_gate("infilling denoiser, hidden tokens", "hidden_below_unigram"),),
         ),
     ),
     timeout_s=400,

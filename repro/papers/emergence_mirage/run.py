@@ -121,10 +121,20 @@ def main(cfg, ctx: RunContext) -> None:
         per_seed.setdefault("em_independence_max_error", []).append(
             max(abs(a - f["exact_match"]) for a, f in zip(predicted, fam))
         )
-        # the largest model's teacher-forced answer loss against the unigram floor
-        per_seed.setdefault("largest_below_unigram", []).extend(
-            below_unigram([-fam[-1]["log_lik"]], unigram)
-        )
+        # the smooth-vs-sharp contrast, paired within the seed's family: how much more of its
+        # change exact match puts into one step than each continuous metric does
+        sharp = {m: per_seed[f"sharpness_{m}"][-1] for m in METRICS}
+        for m in ("edit_distance", "per_token_acc"):
+            per_seed.setdefault(f"contrast_exact_match_minus_{m}", []).append(
+                sharp["exact_match"] - sharp[m]
+            )
+        # each model's teacher-forced answer loss against the unigram floor: the largest
+        # model's margin, and the smallest margin over the upper half of the family (the
+        # learned gates: the family must span models that learned the task)
+        below = below_unigram([-f["log_lik"] for f in fam], unigram)
+        per_seed.setdefault("below_unigram_by_width", []).append(below)
+        per_seed.setdefault("largest_below_unigram", []).append(below[-1])
+        per_seed.setdefault("upper_half_below_unigram", []).append(min(below[len(below) // 2 :]))
         ctx.metrics.update(per_seed, unigram_answer_loss=unigram, answer_tokens=L)
 
     params = [runs[str(w)][0]["params"] for w in widths]
