@@ -211,11 +211,14 @@ TINY: dict[str, dict] = {
         "max_docs": 20,
     },
     "lora": {
-        "pretrain_steps": 2,
+        "pretrain_steps": 4,
         "finetune_steps": 2,
+        "lrs": (1e-3, 1e-2, 1e-1),
         "eval_batches": 1,
         "latency_batch": 2,
         "latency_rounds": 1,
+        "latency_iters": 1,
+        "peft_steps": 2,
         "seeds": 2,
     },
     "instructgpt": {
