@@ -155,7 +155,7 @@ TINY: dict[str, dict] = {
         "dict_steps": 200,
         "dict_batch": 64,
         "l1_coeffs": (0.0003, 0.003, 0.03),
-        "eval_batches": 1,
+        "eval_batches": 2,
         "attribution_tokens": 64,
         "attribution_pairs": 4,
         "seeds": 2,
