@@ -1,5 +1,6 @@
 """LoRA: the layer's two forms (factored and merged) agree, it starts at the pretrained model,
-only A and B train, merging restores the plain architecture, and peft agrees."""
+only A and B train, merging restores the plain architecture, and peft agrees on the forward
+pass and over training steps."""
 
 import copy
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from repro.common.tinylm import LMConfig, TinyLM
 from repro.papers.lora import REPRO
 from repro.papers.lora.lora import LoRALinear, add_lora, merge_lora, trainable_params
-from repro.papers.lora.run import FICTION, peft_check
+from repro.papers.lora.run import FICTION, choose_lr, peft_check, peft_training_check
 
 
 def _randomise(layer: LoRALinear, seed: int) -> None:
@@ -102,6 +103,27 @@ def test_a_wrong_scale_would_be_caught_by_the_peft_check():
     assert (ours(x) - peer(x)).abs().max() > 1e-2
 
 
+def test_peft_trains_the_same_and_the_check_can_fail():
+    """Same model, init and batches: peft and ours give the same losses and A, B over steps
+    that really move the weights; our layers with α in place of α/r are caught."""
+    pytest.importorskip("peft")
+    same = peft_training_check(0, steps=4)
+    assert same["loss_max_rel_diff"] < 1e-5 and same["weight_max_rel_diff"] < 1e-5
+    assert same["a_update_rel_size"] > 1e-3  # A really moved: the agreement is not vacuous
+    assert len(same["losses_ours"]) == 4
+    wrong = peft_training_check(0, steps=4, scale=8.0)  # the bug: forgetting to divide by r
+    assert max(wrong["loss_max_rel_diff"], wrong["weight_max_rel_diff"]) > 1e-3
+
+
+def test_choose_lr_picks_the_lowest_mean_dev_loss_and_flags_the_edge():
+    best, mean, inside = choose_lr({1e-3: [4.0, 4.2], 1e-2: [3.9, 4.0], 1e-1: [4.5, 4.4]})
+    assert best == 1e-2 and inside and mean[1e-3] == pytest.approx(4.1)
+    best, _, inside = choose_lr({1e-3: [3.0], 1e-2: [3.5], 1e-1: [4.0]})
+    assert best == 1e-3 and not inside
+    with pytest.raises(ValueError):
+        choose_lr({})
+
+
 def test_fiction_genres_exist_in_the_corpus():
     from repro.common.data import load_brown
 
@@ -115,7 +137,7 @@ def test_declaration_is_consistent():
 
 def test_run_reports_per_seed_findings_and_first_seed_checks(tmp_path):
     """A tiny run: findings get one value per seed, the checks one value; the quality claims
-    are equivalence claims."""
+    are equivalence claims; every gate's metric is there."""
     from dataclasses import replace
 
     from repro.claims import Equivalent
@@ -125,21 +147,38 @@ def test_run_reports_per_seed_findings_and_first_seed_checks(tmp_path):
     cfg = replace(
         REPRO.config(),
         d_model=32,
-        pretrain_steps=2,
+        pretrain_steps=4,
         finetune_steps=2,
+        lrs=(1e-3, 1e-2, 1e-1),
         eval_batches=1,
         seeds=2,
         latency_rounds=1,
+        latency_iters=1,
+        peft_steps=2,
     )
     ctx = RunContext(out_dir=tmp_path, show_progress=False)
     main(cfg, ctx)
     m = ctx.metrics
-    assert len(m["claim_rank_shortfall"]) == 2 and len(m["rank1_shortfall_vs_rank8"]) == 2
+    assert len(m["claim_rank_shortfall"]) == 2 and len(m["rank1_shortfall_vs_claim_rank"]) == 2
     assert isinstance(m["claim_rank_trainable_fraction"], float)
+    assert set(m["dev_loss_by_lr"]) == {"full", "lora1", "lora4"}
+    assert all(len(v) == 3 for v in m["dev_loss_by_lr"].values())
     by_id = {c.id: c for c in REPRO.claims}
     assert isinstance(by_id["lora-within-margin"].rule, Equivalent)
     assert isinstance(by_id["rank-1-suffices"].rule, Equivalent)
     assert by_id["merged-no-latency"].verify_rtol is None
     for claim in REPRO.claims:
         for gate in claim.gates:
-            assert len(m[gate.metric]) == 2
+            value = m[gate.metric]
+            assert isinstance(value, bool) or len(value) == 2, gate.metric
+
+
+def test_a_grid_of_fewer_than_three_rates_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from repro.context import RunContext
+    from repro.papers.lora.run import main
+
+    cfg = replace(REPRO.config(), lrs=(1e-3, 1e-2))
+    with pytest.raises(ValueError, match="grid of ≥ 3"):
+        main(cfg, RunContext(out_dir=tmp_path, show_progress=False))

@@ -18,7 +18,13 @@ from repro.papers.transcoders.dictionary import (
     splice_hook,
     train_dictionary,
 )
-from repro.papers.transcoders.run import ce_at_budget, circuit_check, matched_ratio
+from repro.papers.transcoders.run import (
+    ce_at_budget,
+    ce_increase,
+    circuit_check,
+    frontier_log_ratio,
+    level_readings,
+)
 
 D = 16
 
@@ -172,20 +178,36 @@ def test_circuit_check_passes_with_frozen_sigma_and_sees_the_real_layernorm_diff
     assert early.W_dec.dtype == torch.float32 and ln.weight.dtype == torch.float32
 
 
+def pts(*rows):
+    return [{"l0": a, "ce_increase": b, "ce_increase_se": c} for a, b, c in rows]
+
+
 def test_frontier_reading():
-    a = [{"l0": 4.0, "ce_increase": 0.4}, {"l0": 16.0, "ce_increase": 0.1}]
-    ratio, rows = matched_ratio(a, a)
-    assert math.isclose(ratio, 1.0) and len(rows) == 9
-    doubled = [{"l0": p["l0"], "ce_increase": 2 * p["ce_increase"]} for p in a]
-    assert math.isclose(matched_ratio(doubled, a)[0], 2.0)
+    a = pts((4.0, 0.4, 0.01), (16.0, 0.1, 0.01))
     # halfway in log L0 between 4 and 16 is 8: halfway in ΔCE
     assert math.isclose(ce_at_budget(a, 8.0), 0.25)
     assert ce_at_budget(a, 2.0) is None  # the sweep never got that sparse: not measured
     assert ce_at_budget(a, 100.0) == 0.1  # densest point, a conservative reading
-    assert (
-        matched_ratio(a, [{"l0": 20.0, "ce_increase": 0.1}, {"l0": 30.0, "ce_increase": 0.05}])[0]
-        is None
-    )
+    rows = level_readings(a, a, [4.0, 8.0, 16.0])
+    assert [r["log_ratio"] for r in rows] == [0.0, 0.0, 0.0]
+    assert math.isclose(rows[1]["min_z"], 25.0)
+    doubled = [dict(p, ce_increase=2 * p["ce_increase"]) for p in a]
+    assert math.isclose(frontier_log_ratio(level_readings(doubled, a, [4.0, 8.0])), math.log(2))
+    # a level outside either sweep is not extrapolated: no ratio, so no per-seed value
+    rows = level_readings(a, pts((8.0, 0.2, 0.01), (30.0, 0.05, 0.01)), [4.0, 8.0])
+    assert rows[0]["log_ratio"] is None and rows[0]["min_z"] == 0.0
+    assert frontier_log_ratio(rows) is None
+    # an SAE increase at or below zero gives no ratio either
+    flat = pts((4.0, -0.001, 0.01), (16.0, 0.0, 0.01))
+    assert frontier_log_ratio(level_readings(a, flat, [8.0])) is None
+
+
+def test_loss_increase_and_its_paired_standard_error():
+    base = torch.tensor([3.0, 3.2, 2.9, 3.1])
+    spliced = base + torch.tensor([0.1, 0.3, 0.1, 0.3])
+    rise, se = ce_increase(spliced, base)
+    assert math.isclose(rise, 0.2, rel_tol=1e-6)
+    assert math.isclose(se, torch.tensor([0.1, 0.3, 0.1, 0.3]).std().item() / 2, rel_tol=1e-5)
 
 
 def test_declaration_kinds_seeds_and_equivalence():
@@ -195,9 +217,11 @@ def test_declaration_kinds_seeds_and_equivalence():
     assert REPRO.problems() == []
     claims = {c.id: c for c in REPRO.claims}
     assert claims["input-invariant-circuit"].kind == "check"
+    assert claims["real-layernorm-breaks-invariance"].kind == "check"
     for cid in ("transcoder-faithful", "on-par-with-sae"):
         assert claims[cid].kind == "finding"
-        assert [g.metric for g in claims[cid].gates] == ["lm_below_unigram"]
+        assert claims[cid].gates[0].metric == "lm_below_unigram"
+    assert [g.metric for g in claims["on-par-with-sae"].gates][1:] == ["min_z_at_levels"]
     par = claims["on-par-with-sae"].rule
     assert isinstance(par, Equivalent) and par.center == 0.0
     assert par.margin == math.log(1.2)

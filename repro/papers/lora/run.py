@@ -17,22 +17,27 @@ from repro.common.data import (
     split_documents,
     train_tokenizer,
 )
-from repro.common.stats import seeds_for, unigram_entropy
+from repro.common.stats import inside_grid, seeds_for, unigram_entropy
 from repro.common.tinylm import LMConfig, TinyLM, cosine_lr, evaluate
 from repro.context import RunContext
 
-from .lora import ALL_LINEAR, LoRALinear, add_lora, merge_lora, trainable_params
+from .lora import LoRALinear, add_lora, merge_lora, trainable_params
 
 # The Brown corpus's imaginative prose (categories K–R); the other nine genres are informative
 # prose. The model is pretrained on the informative genres and adapted to these.
 FICTION = {"fiction", "mystery", "science_fiction", "adventure", "romance", "humor"}
 
+# The layers the peft peer adapts, in our notation: every weight matrix of every block taken
+# whole (peft adapts whole nn.Linear modules; it has no notion of blocks of a fused qkv matrix)
+PEER_TARGETS = {"qkv": (1, (0,)), "proj": (1, (0,)), "w_in": (1, (0,)), "w_out": (1, (0,))}
+
 
 # --------------------------------------------------------------------------- data
 def genre_shift_streams(cfg) -> dict[str, torch.Tensor]:
-    """Token streams: 'source' (informative prose, training documents), 'target' (fiction,
-    training documents), and the held-out fiction documents split in two halves, 'dev' (to
-    pick learning rates) and 'test' (to report). The tokenizer sees source documents only."""
+    """Token streams: 'source' (informative prose, training documents), 'source_val' (held-out
+    informative documents), 'target' (fiction, training documents), and the held-out fiction
+    documents split in two halves, 'dev' (to pick learning rates) and 'test' (to report). The
+    tokenizer sees source documents only."""
     train, held = split_documents(load_brown(), held_out=0.1, seed=0)
     src = [d for d in train if d.genre not in FICTION]
     tok = train_tokenizer(src, vocab_size=cfg.vocab_size)
@@ -48,11 +53,18 @@ def genre_shift_streams(cfg) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------- training
-def train(model, ids, steps: int, lr: float, cfg, seed: int) -> None:
+def train(
+    model, ids, steps: int, lr: float, batch: int, seq_len: int, seed: int, on_step=None
+) -> list[float]:
+    """AdamW (β = 0.9, 0.95, no weight decay) on the parameters that require gradients, cosine
+    schedule with 5% warm-up, gradient clipping at 1; batches of ``batch`` random windows drawn
+    from ``ids`` by a generator seeded with ``seed``. Returns the training loss of every step;
+    ``on_step(step)`` is called after each step."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.0, foreach=True)
-    batches = random_windows(ids, cfg.batch_size, cfg.seq_len, torch.Generator().manual_seed(seed))
+    batches = random_windows(ids, batch, seq_len, torch.Generator().manual_seed(seed))
     warm = max(1, steps // 20)
+    losses = []
     model.train()
     for step in range(steps):
         for g in opt.param_groups:
@@ -63,35 +75,48 @@ def train(model, ids, steps: int, lr: float, cfg, seed: int) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step(step)
     model.eval()
+    return losses
 
 
 def val_loss(model, ids, cfg) -> float:
     return evaluate(model, ids, cfg.seq_len, batch_size=16, max_batches=cfg.eval_batches)
 
 
-def finetune(base: TinyLM, method: str, lrs, data, cfg, seed: int) -> dict:
-    """Fine-tune a copy of ``base`` on the target genre with each learning rate; keep the one
-    with the lowest dev loss and report its test loss. method: 'full', 'lora<r>' (W_q, W_v)
-    or 'all<r>' (every weight matrix of every block)."""
-    best = None
-    for lr in lrs:
-        model = copy.deepcopy(base)
-        if method.startswith("lora"):
-            add_lora(model, r=int(method[4:]), alpha=cfg.alpha)
-        elif method.startswith("all"):
-            add_lora(model, r=int(method[3:]), alpha=cfg.alpha, targets=ALL_LINEAR)
-        n_train = trainable_params(model)
-        train(model, data["target"], cfg.finetune_steps, lr, cfg, seed)
-        dev = val_loss(model, data["dev"], cfg)
-        if best is None or dev < best["dev"]:
-            best = {"lr": lr, "dev": dev, "trainable": n_train, "model": model}
-    best["test"] = val_loss(best["model"], data["test"], cfg)
-    return best
+def method_model(base: TinyLM, method: str, cfg) -> TinyLM:
+    """A copy of ``base`` ready to fine-tune: 'full' (every weight), 'lora<r>' (rank r on W_q
+    and W_v, the rest frozen)."""
+    model = copy.deepcopy(base)
+    if method.startswith("lora"):
+        add_lora(model, r=int(method[4:]), alpha=cfg.alpha)
+    elif method != "full":
+        raise ValueError(f"unknown method {method!r}: use 'full' or 'lora<r>'")
+    return model
+
+
+def pretrain(cfg, data, seed: int) -> tuple[TinyLM, list]:
+    """The base model of one seed, trained on the source genres; returns it and its held-out
+    source loss at every quarter of the run (to show where the curve has got to)."""
+    torch.manual_seed(seed)
+    base = TinyLM(LMConfig.like(cfg))
+    quarters = {round(cfg.pretrain_steps * q / 4) - 1 for q in (1, 2, 3, 4)}
+    curve = [(0, val_loss(base, data["source_val"], cfg))]
+
+    def on_step(step):
+        if step in quarters:
+            curve.append((step + 1, val_loss(base, data["source_val"], cfg)))
+
+    batch = cfg.batch_size
+    train(base, data["source"], cfg.pretrain_steps, cfg.pretrain_lr, batch, cfg.seq_len, seed + 1,
+          on_step)  # fmt: skip
+    return base, curve
 
 
 # --------------------------------------------------------------------------- merge, latency
-def race(slow, fast, rounds: int, iters: int = 3) -> float:
+def race(slow, fast, rounds: int, iters: int) -> float:
     """Median over rounds of time(slow)/time(fast), measured in alternating blocks so that
     machine load during the measurement hits both alike. The clock is this process's CPU
     time: on a shared machine, time spent waiting for a core does not count."""
@@ -112,7 +137,7 @@ def race(slow, fast, rounds: int, iters: int = 3) -> float:
 
 
 @torch.no_grad()
-def merge_checks(base: TinyLM, adapted: TinyLM, cfg, rounds: int) -> dict:
+def merge_checks(base: TinyLM, adapted: TinyLM, cfg) -> dict:
     """Merged vs unmerged outputs, and forward time of the merged model against the base
     model (same architecture: the claim is that merging adds nothing) and of the unmerged
     LoRA model against the base (the cost that merging removes)."""
@@ -122,14 +147,16 @@ def merge_checks(base: TinyLM, adapted: TinyLM, cfg, rounds: int) -> dict:
     rel = ((out_merged - out_lora).abs().max() / out_lora.abs().max()).item()
     n_lora_modules = sum(isinstance(m, LoRALinear) for m in merged.modules())
     same_shapes = [p.shape for p in merged.parameters()] == [p.shape for p in base.parameters()]
+    rounds, iters = cfg.latency_rounds, cfg.latency_iters
     return {
         "merge_max_rel_diff": rel,
         "merged_is_plain_architecture": bool(n_lora_modules == 0 and same_shapes),
-        "latency_merged_over_base": race(lambda: merged(x), lambda: base(x), rounds),
-        "latency_unmerged_over_base": race(lambda: adapted(x), lambda: base(x), rounds),
+        "latency_merged_over_base": race(lambda: merged(x), lambda: base(x), rounds, iters),
+        "latency_unmerged_over_base": race(lambda: adapted(x), lambda: base(x), rounds, iters),
     }
 
 
+# --------------------------------------------------------------------------- the peft peer
 def peft_check(seed: int) -> float | None:
     """Our LoRALinear and peft's LoRA layer, given the same W₀, A and B (and α, r), on the
     same input: largest relative difference of the outputs. None when peft is missing."""
@@ -158,111 +185,195 @@ def peft_check(seed: int) -> float | None:
     return worst
 
 
+def lora_pairs(ours: torch.nn.Module, peer) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(our tensor, peft's tensor) for every A and B of every adapted layer, matched by the
+    layer's name in the model."""
+    pairs = []
+    inner = peer.base_model.model
+    for name, module in ours.named_modules():
+        if isinstance(module, LoRALinear):
+            layer = inner.get_submodule(name)
+            pairs.append((module.A[0], layer.lora_A["default"].weight))
+            pairs.append((module.B[0], layer.lora_B["default"].weight))
+    return pairs
+
+
+def peft_training_check(seed: int, steps: int, r: int = 4, alpha: float = 8.0, scale=None):
+    """Train our LoRA and peft's (LoraConfig + get_peft_model) on the same TinyLM, from the same
+    A (B = 0 in both) and on the same batches, with our training loop, for ``steps`` optimizer
+    steps; every weight matrix of both blocks is adapted whole (PEER_TARGETS). Returns the
+    largest relative differences of the per-step losses and of the final A, B, how far A
+    moved, and both loss curves; None when peft is missing. ``scale`` overrides our layers'
+    α/r (only to show that the check can fail)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        return None
+    lm = LMConfig(vocab_size=96, seq_len=16, d_model=32, n_layer=2, n_head=4)
+    torch.manual_seed(seed)
+    base = TinyLM(lm)
+    ours = add_lora(copy.deepcopy(base), r=r, alpha=alpha, targets=PEER_TARGETS)
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, target_modules=sorted(PEER_TARGETS), lora_dropout=0.0
+    )
+    peer = get_peft_model(copy.deepcopy(base), config)
+    pairs = lora_pairs(ours, peer)
+    with torch.no_grad():
+        for mine, theirs in pairs:
+            theirs.copy_(mine)  # our init (A random, B zero) in both
+    if scale is not None:
+        for m in ours.modules():
+            if isinstance(m, LoRALinear):
+                m.scale = scale
+    start = [mine.detach().clone() for mine, _ in pairs]
+    n_peer = sum(p.numel() for p in peer.parameters() if p.requires_grad)
+    if n_peer != trainable_params(ours):
+        raise RuntimeError(f"peft trains {n_peer} parameters, ours {trainable_params(ours)}")
+    ids = torch.randint(0, lm.vocab_size, (4096,), generator=torch.Generator().manual_seed(seed))
+    # a rate where LoRA moves visibly in a few steps
+    a = train(ours, ids, steps, 1e-2, 8, lm.seq_len, seed)
+    b = train(peer, ids, steps, 1e-2, 8, lm.seq_len, seed)
+    loss_rel = max(abs(x - y) / abs(y) for x, y in zip(a, b))
+    weight_rel = max(
+        ((mine - theirs).abs().max() / theirs.abs().max()).item() for mine, theirs in pairs
+    )
+    # how far training moved A (which starts random; B starts at zero), relative to A's size
+    moved = max(
+        ((mine - s).abs().max() / s.abs().max()).item()
+        for (mine, _), s in zip(pairs[0::2], start[0::2])
+    )
+    return {
+        "loss_max_rel_diff": loss_rel,
+        "weight_max_rel_diff": weight_rel,
+        "a_update_rel_size": moved,
+        "losses_ours": a,
+        "losses_peft": b,
+    }
+
+
+# --------------------------------------------------------------------------- lr choice
+def choose_lr(dev_by_lr: dict) -> tuple[float, dict, bool]:
+    """(best lr, mean dev loss per lr, whether the best is inside the grid): one learning rate
+    per method, the one with the lowest dev loss averaged over seeds (ties: the smaller lr)."""
+    if not dev_by_lr:
+        raise ValueError("choose_lr needs at least one learning rate")
+    mean = {lr: sum(v) / len(v) for lr, v in sorted(dev_by_lr.items())}
+    best = min(mean, key=mean.get)
+    return best, mean, inside_grid(list(mean), best)
+
+
 # --------------------------------------------------------------------------- figure
-def plot(metrics: dict, path) -> None:
+def plot(dev_mean: dict, chosen: dict, base_dev: float, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    rows = metrics["finetune"][0]  # the first seed's runs
-    for name, row in rows.items():
-        marker = "s" if name == "full" else "o"
-        ax.semilogx(
-            row["trainable"],
-            row["test"],
-            marker,
-            color="k" if name == "full" else None,
-            label=f"{name} ({100 * row['trainable_fraction']:.2g}% trainable)",
-        )
-    ax.axhline(
-        metrics["base_test_loss"][0], color="grey", ls="--", lw=1, label="pretrained, no tuning"
-    )
-    ax.set_xlabel("trainable parameters")
-    ax.set_ylabel("test loss on held-out fiction (nats/token)")
-    ax.set_title("adapting informative prose → fiction")
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    for method, by_lr in dev_mean.items():
+        lrs = sorted(by_lr)
+        line = ax.semilogx(lrs, [by_lr[lr] for lr in lrs], "o-", label=method)[0]
+        ax.plot([chosen[method]], [by_lr[chosen[method]]], "*", ms=12, color=line.get_color())
+    ax.axhline(base_dev, color="grey", ls="--", lw=1, label="pretrained, no tuning")
+    lo = min(min(v.values()) for v in dev_mean.values())
+    ax.set_ylim(lo - 0.05, base_dev + 0.15)
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("dev loss on held-out fiction (nats/token)")
+    ax.set_title("informative prose → fiction: dev loss per rate (mean over seeds; ★ chosen)",
+                 fontsize=8)  # fmt: skip
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def run_seed(cfg, data, seed: int, progress) -> tuple[dict, dict, TinyLM, dict]:
-    """Pretrain a base model and fine-tune it with every method, all from one seed: every
-    method starts from the same base and sees the same target batches (paired).
-    Returns (scalar metrics, per-method rows, the base model, the fine-tuned models)."""
-    torch.manual_seed(seed)
-    base = TinyLM(LMConfig.like(cfg))
-    t0 = time.perf_counter()
-    train(base, data["source"], cfg.pretrain_steps, cfg.pretrain_lr, cfg, seed + 1)
-    total = sum(p.numel() for p in base.parameters())
-    m = {
-        "pretrain_s": time.perf_counter() - t0,
-        "total_params": total,
-        "base_source_val_loss": val_loss(base, data["source_val"], cfg),
-        "base_test_loss": val_loss(base, data["test"], cfg),
-    }
-    rows: dict[str, dict] = {}
-    methods = [("full", cfg.full_lrs)] + [(f"lora{r}", cfg.lora_lrs) for r in cfg.ranks]
-    if cfg.all_linear_rank:
-        methods.append((f"all{cfg.all_linear_rank}", cfg.lora_lrs))
-    models = {}
-    for method, lrs in progress(methods, desc=f"fine-tuning (seed {seed})"):
-        res = finetune(base, method, lrs, data, cfg, seed + 2)
-        models[method] = res.pop("model")
-        res["trainable_fraction"] = res["trainable"] / total
-        rows[method] = res
-
-    full, l_base = rows["full"]["test"], m["base_test_loss"]
-    m["full_ft_gain"] = l_base - full  # what full fine-tuning buys over the pretrained model
-
-    def shortfall(loss: float, ref: float) -> float:
-        return (loss - ref) / (l_base - ref) if l_base > ref else math.inf
-
-    for method in rows:
-        m[f"{method}_test_loss"] = rows[method]["test"]
-        if method != "full":
-            m[f"{method}_shortfall_vs_full"] = shortfall(rows[method]["test"], full)
-            m[f"{method}_trainable_fraction"] = rows[method]["trainable_fraction"]
-    if 1 in cfg.ranks and 8 in cfg.ranks:
-        m["rank1_shortfall_vs_rank8"] = shortfall(rows["lora1"]["test"], rows["lora8"]["test"])
-    return m, rows, base, models
-
-
+# --------------------------------------------------------------------------- main
 def main(cfg, ctx: RunContext) -> None:
-    peer = peft_check(ctx.seed)
+    if len(set(cfg.lrs)) < 3:
+        raise ValueError(f"lrs: {cfg.lrs!r}; each method picks its lr from a grid of ≥ 3 values")
+    if cfg.claim_rank not in cfg.ranks or 1 not in cfg.ranks:
+        raise ValueError(f"ranks {cfg.ranks!r} must hold 1 and claim_rank={cfg.claim_rank}")
+    m = ctx.metrics
+    m["peft_max_rel_diff"] = peft_check(ctx.seed)
+    peer = peft_training_check(ctx.seed, cfg.peft_steps)
     if peer is None:
         ctx.skip("peft-agrees", "peft is not installed")
-    ctx.metrics["peft_max_rel_diff"] = peer
+        ctx.skip("peft-trains-the-same", "peft is not installed")
+    else:
+        m["peft_train"] = peer
+        m["peft_train_max_rel_diff"] = max(peer["loss_max_rel_diff"], peer["weight_max_rel_diff"])
 
     data = genre_shift_streams(cfg)
-    ctx.metrics["tokens"] = {k: len(v) for k, v in data.items()}
-    # The learned gate's floor: a unigram model of the target-genre training text, scored on
-    # the held-out fiction tokens that val_loss() reads.
-    span = data["test"][: cfg.eval_batches * 16 * cfg.seq_len + 1]
-    unigram = unigram_entropy(data["target"], cfg.vocab_size, span[1:])
-    ctx.metrics["unigram_nats"] = unigram
+    m["tokens"] = {k: len(v) for k, v in data.items()}
+    # The learned gates' floors: unigram models of the training text of each genre, scored on
+    # the held-out tokens that val_loss() reads (source: the base model; fiction: the methods)
+    n_eval = cfg.eval_batches * 16 * cfg.seq_len + 1
+    unigram_src = unigram_entropy(data["source"], cfg.vocab_size, data["source_val"][1:n_eval])
+    unigram = unigram_entropy(data["target"], cfg.vocab_size, data["test"][1:n_eval])
+    m.update(unigram_source_nats=unigram_src, unigram_nats=unigram)
     lora_key = f"lora{cfg.claim_rank}"
-    if not (1 in cfg.ranks and 8 in cfg.ranks):
-        ctx.skip("rank-1-suffices", "ranks 1 and 8 are not both in this run")
+    methods = ["full"] + [f"lora{r}" for r in cfg.ranks]
+    dev: dict = {k: {} for k in methods}  # method -> lr -> [dev loss per seed]
+    tuned: dict = {}  # (method, lr, seed index) -> fine-tuned model, tested once chosen
     for i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
-        m, rows, base, models = run_seed(cfg, data, seed, ctx.progress)
-        ctx.log(
-            f"  seed {seed}: full {rows['full']['test']:.4f}, "
-            f"{lora_key} {rows[lora_key]['test']:.4f}"
-        )
-        for key, value in m.items():  # one value per seed under every key
-            ctx.metrics.setdefault(key, []).append(value)
-        for method in rows:
-            ctx.metrics.setdefault(f"{method}_below_unigram", []).append(
-                unigram - rows[method]["test"]
-            )
-        ctx.metrics.setdefault("finetune", []).append(rows)
-        ctx.metrics["claim_rank_shortfall"] = ctx.metrics[f"{lora_key}_shortfall_vs_full"]
-        ctx.metrics["claim_rank_below_unigram"] = ctx.metrics[f"{lora_key}_below_unigram"]
-        if i == 0:
-            # checks of our implementation: on the first seed's models only
-            ctx.metrics["claim_rank_trainable_fraction"] = m[f"{lora_key}_trainable_fraction"]
-            ctx.metrics.update(merge_checks(base, models[lora_key], cfg, cfg.latency_rounds))
-    plot(ctx.metrics, ctx.figure_path("lora_vs_full.png"))
+        t0 = time.process_time()
+        base, curve = pretrain(cfg, data, seed)
+        m.setdefault("pretrain_cpu_s", []).append(time.process_time() - t0)
+        m.setdefault("base_source_curve", []).append(curve)
+        m.setdefault("base_below_unigram", []).append(unigram_src - curve[-1][1])
+        # how much the held-out source loss still fell over the last quarter of pretraining
+        m.setdefault("base_last_quarter_drop", []).append(curve[-2][1] - curve[-1][1])
+        m.setdefault("base_test_loss", []).append(val_loss(base, data["test"], cfg))
+        m.setdefault("base_dev_loss", []).append(val_loss(base, data["dev"], cfg))
+        # every method, at every rate of the one grid, from this seed's base and on this
+        # seed's fiction batches (paired)
+        for method in ctx.progress(methods, desc=f"fine-tuning (seed {seed})"):
+            for lr in cfg.lrs:
+                model = method_model(base, method, cfg)
+                train(model, data["target"], cfg.finetune_steps, lr, cfg.finetune_batch,
+                      cfg.seq_len, seed + 2)  # fmt: skip
+                dev[method].setdefault(lr, []).append(val_loss(model, data["dev"], cfg))
+                tuned[method, lr, i] = model
+                if i == 0 and method == lora_key and lr == cfg.lrs[len(cfg.lrs) // 2]:
+                    # checks of our implementation: one of the first seed's LoRA models
+                    total = sum(p.numel() for p in base.parameters())
+                    m["total_params"] = total
+                    m["claim_rank_trainable"] = trainable_params(model)
+                    m["claim_rank_trainable_fraction"] = trainable_params(model) / total
+                    m.update(merge_checks(base, model, cfg))
+        ctx.log(f"  seed {seed}: base {m['base_test_loss'][-1]:.4f} "
+                f"({m['base_below_unigram'][-1]:.3f} below the source unigram)")  # fmt: skip
+
+    # each method keeps the rate with the lowest dev loss averaged over seeds; its test losses
+    # (one per seed) are the ones compared
+    chosen, dev_mean = {}, {}
+    for method in methods:
+        best, mean, inside = choose_lr(dev[method])
+        chosen[method], dev_mean[method] = best, mean
+        key = "claim_rank" if method == lora_key else method
+        # only the chosen rate's models see the test half
+        losses = [val_loss(tuned[method, best, i], data["test"], cfg) for i in range(cfg.seeds)]
+        m[f"{method}_lr"] = best
+        m[f"{method}_lr_inside_grid"] = inside
+        m[f"{method}_test_loss"] = losses
+        m[f"{method}_below_unigram"] = [unigram - x for x in losses]
+        if key != method:
+            m[f"{key}_lr_inside_grid"] = inside
+            m[f"{key}_below_unigram"] = m[f"{method}_below_unigram"]
+    m["dev_loss_by_lr"] = {k: {str(lr): v for lr, v in d.items()} for k, d in dev.items()}
+
+    base_test = m["base_test_loss"]
+
+    def shortfall(loss, ref):
+        """(L − L_ref) / (L_pretrained − L_ref) per seed: 0 = as good as the reference, 1 = no
+        better than the pretrained model."""
+        return [(x - r) / (b - r) if b > r else math.inf for x, r, b in zip(loss, ref, base_test)]
+
+    full = m["full_test_loss"]
+    m["full_ft_gain"] = [b - x for b, x in zip(base_test, full)]
+    for method in methods[1:]:
+        m[f"{method}_gain"] = [b - x for b, x in zip(base_test, m[f"{method}_test_loss"])]
+        m[f"{method}_shortfall_vs_full"] = shortfall(m[f"{method}_test_loss"], full)
+    m["claim_rank_shortfall"] = m[f"{lora_key}_shortfall_vs_full"]
+    m["rank1_shortfall_vs_claim_rank"] = shortfall(m["lora1_test_loss"], m[f"{lora_key}_test_loss"])
+    plot(dev_mean, chosen, statistics.mean(m["base_dev_loss"]), ctx.figure_path("lora_vs_full.png"))

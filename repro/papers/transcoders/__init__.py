@@ -15,43 +15,59 @@ measure) against the mean number of active features per token, L0 (its sparsity 
 the fraction of variance of the MLP output left unexplained. A second transcoder on the next
 layer is trained for the circuit check.
 
-Seeds: the whole run (LM, activations, both sweeps, circuit check) is repeated per seed, 3 in
-quick and 5 in full (seed ctx.seed + i sets the LM's initialisation and data order and the
-dictionaries' draws); the transcoder and the SAE of one seed share its LM and activations, so
-the comparison is paired by seed. Findings are judged on the 95% t-interval over seeds, with
-the learned gate on the LM (``lm_below_unigram``: the unigram cross-entropy of the held-out
-text minus the LM's held-out loss).
+Seeds: one LM per run (seed ctx.seed: its initialisation and data order), trained to the
+learned gate (held-out loss below the unigram cross-entropy of the held-out text by 0.5 nats in
+quick, 1.0 in full); then the dictionaries are repeated per *dictionary seed*, 3 in quick and 5
+in full (seed ctx.seed + i draws every dictionary's initialisation and batches). A seed's
+transcoders and SAEs share its draws, and all of them the LM and its activations, so the
+comparison is paired by seed. Findings are judged on the 95% t-interval over dictionary seeds.
 
-Claims checked (rules set from the paper before the first run):
+Claims (rules set from the paper before the first run):
   * finding, §3.2, Fig. 3: a transcoder spliced in for the MLP keeps the LM's loss close to the
     original at modest L0: at L0 = d_model/4 (interpolated on the λ sweep) it leaves at most
     a fifth of the loss increase that mean-ablating the MLP causes.
-  * finding, §3.2, Fig. 3 (and the abstract's "at least on par with SAEs"): at matched L0,
-    the transcoder's loss increase is within a factor 1.2 of the SAE's either way (the log of
-    the geometric-mean ratio over the L0 range both sweeps cover, interpolated in log L0, per
-    seed, inside ±log 1.2: an equivalence test; before seeds it was a one-sided ratio ≤ 1.2).
-  * check (an identity of our implementation, pass/fail, every seed), §4.1: the contribution of layer-l transcoder feature i to layer-l' transcoder feature j
-    along the direct residual path factorises into an input-dependent activation times an
-    input-invariant weight, z_i(x) · (f_dec_i · f_enc_j) (with the later LayerNorm's gain and
-    centring folded into the weight and its scale 1/σ(x) held at its value on the input).
-    Measured by ablating the feature's output from the residual stream and re-running the
-    later LayerNorm and encoder, in float64, over many tokens and feature pairs.
+  * finding, §3.2, Fig. 3 (and the abstract's "at least on par with SAEs"): over the frontier
+    the transcoder's loss increase is within a factor 1.2 of the SAE's either way. Fixed before
+    this run: the frontier is read at three L0 levels, d_model/8, /4 and /2 (each kind's λ
+    sweep interpolated in log L0, never extrapolated), and the per-seed value is the mean over
+    the levels of log(ΔCE_TC/ΔCE_SAE), judged inside ±log 1.2 (equivalence). Gated also on
+    both loss increases being resolved: at every level at least 2 standard errors (per-batch
+    differences on the same held-out text) above zero, since a ratio of noise says nothing.
+  * check (an identity of our implementation, pass/fail, every seed), §4.1: the contribution
+    of layer-l transcoder feature i to layer-l' transcoder feature j along the direct residual
+    path factorises into an input-dependent activation times an input-invariant weight,
+    z_i(x) · (f_dec_i · f_enc_j) (with the later LayerNorm's gain and centring folded into the
+    weight and its scale 1/σ(x) held at its value on the input). Measured by ablating the
+    feature's output from the residual stream and re-running the later LayerNorm and encoder,
+    in float64, over many tokens and feature pairs.
+  * check, the same measurement with the real LayerNorm (σ recomputed after the ablation): the
+    identity then no longer holds, and its median relative error is reported (the check is
+    that it is far above rounding, so that the frozen-σ qualification is visible, not hidden).
 
-Also measured, not judged: the loss increase in nats, the fraction of variance unexplained,
-dead features, and how far the frozen-σ attribution is from the effect under the real
-LayerNorm (σ recomputed after the ablation).
+Also measured, not judged: the loss increases in nats with their standard errors, the
+fraction of variance unexplained, dead features, and the per-level log ratios.
 
 Left out: the paper's models (GPT-2 small, Pythia-410M/1.4B) and dictionary sizes (24,576
 and more features) need GPUs and hub downloads; the blind human interpretability study and
 the greater-than case study (§4–5) need a model that knows years; dead-feature resampling
-and the paper's exact optimiser settings. Our LM has 3 layers of width 48 trained for 800 steps
-(quick) and our dictionaries 384 features.
+and the paper's exact optimiser settings. Our LM has 3 layers of width 48 trained for 1,200
+steps (quick) and our dictionaries 384 features.
 """
 
 import math
 from dataclasses import dataclass
 
-from repro.claims import CHECK, FINDING, AtMost, Claim, Equivalent, Reproduction, learned_gate
+from repro.claims import (
+    CHECK,
+    FINDING,
+    AtLeast,
+    AtMost,
+    Claim,
+    Equivalent,
+    Reproduction,
+    baseline_gate,
+    learned_gate,
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +79,10 @@ class Config:
     n_layer: int = 3  # layer 1 is the middle one; layer 2 holds the second transcoder
     n_head: int = 4
     # 300 steps left the middle MLP nearly idle (mean-ablating it cost 0.02 nats, and 6
-    # features explained 99% of its output); after 800 it matters about as much as layer 0's
-    lm_steps: int = 800  # optimiser steps for the LM
+    # features explained 99% of its output); after 800 it matters about as much as layer 0's,
+    # and the LM sat 0.93-1.01 nats below unigram on three seeds; one LM per run now, so it
+    # gets 1,200
+    lm_steps: int = 1200  # optimiser steps for the LM
     lm_batch: int = 16  # windows per LM step
     lm_lr: float = 1e-2  # AdamW peak (cosine decay, 5% warm-up)
     # the dictionaries
@@ -75,15 +93,21 @@ class Config:
     dict_steps: int = 400  # Adam steps per dictionary
     dict_batch: int = 512  # tokens per dictionary step
     dict_lr: float = 3e-3  # Adam rate, linear decay over the last fifth of the steps
-    # λ sweep (on inputs/targets scaled to mean squared norm 1); the same λs for both kinds
-    l1_coeffs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+    # λ sweep (on inputs/targets scaled to mean squared norm 1); the same λs for both kinds.
+    # In the previous quick run λ = 0.01 gave L0 37-57 and λ = 0.1 gave 7-10 (both kinds): 0.3
+    # is added so that the sparsest level, d_model/8 = 6, lies inside both sweeps
+    l1_coeffs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
     later_l1: float = 0.01  # λ of the second transcoder
     # measurements
-    eval_batches: int = 16  # held-out windows of lm_batch × seq_len for the loss and L0
+    # held-out batches of lm_batch × seq_len for the loss and L0 (24,576 tokens; 16 before):
+    # the per-batch differences give each loss increase its standard error
+    eval_batches: int = 48
     ref_l0_fraction: float = 0.25  # claim 1 reads the frontier at L0 = this · d_model
+    # claim 2 reads the frontier at these L0 levels (fractions of d_model), fixed before the run
+    l0_levels: tuple[float, ...] = (0.125, 0.25, 0.5)
     attribution_tokens: int = 2048  # held-out tokens for the circuit check
     attribution_pairs: int = 64  # (early feature, late feature) pairs checked
-    seeds: int = 3  # whole runs, seeds ctx.seed + i (5 in full)
+    seeds: int = 3  # dictionary seeds ctx.seed + i (5 in full), on the one LM
 
 
 REPRO = Reproduction(
@@ -92,10 +116,10 @@ REPRO = Reproduction(
     title="Transcoders against SAEs on one MLP layer: sparsity vs faithfulness, circuits",
     config=Config,
     presets={
-        # a 3-layer, 48-wide LM after 800 steps; 4 λ per kind, 384 features each; 3 seeds
+        # a 3-layer, 48-wide LM after 1,200 steps; 4 λ per kind, 384 features each; 3 seeds
         "quick": {},
-        # a 4-layer, 64-wide LM on 64-token windows after 1500 steps; 5 λ per kind, 512
-        # features, 3× the dictionary steps on twice the batch (about 15 min on one core)
+        # a 4-layer, 64-wide LM on 64-token windows after 1500 steps; 4 λ per kind, 512
+        # features, 3× the dictionary steps on twice the batch; 5 seeds
         "full": {
             "seq_len": 64,
             "d_model": 64,
@@ -107,8 +131,7 @@ REPRO = Reproduction(
             "collect_windows": 1024,
             "dict_steps": 1200,
             "dict_batch": 1024,
-            "l1_coeffs": (0.003, 0.01, 0.03, 0.1, 0.3),
-            "eval_batches": 32,
+            "eval_batches": 48,
             "attribution_pairs": 256,
             "seeds": 5,
         },
@@ -133,8 +156,9 @@ REPRO = Reproduction(
         ),
         Claim(
             id="on-par-with-sae",
-            statement="at matched sparsity, a transcoder's loss increase is on par with an "
-            "SAE's of the same width trained on the MLP output",
+            statement="over the sparsity frontier, a transcoder's loss increase is on par with "
+            "an SAE's of the same width trained on the MLP output (mean over L0 = d/8, d/4, "
+            "d/2 of the log ratio)",
             source="§3.2, Fig. 3; abstract",
             paper_value="transcoders on par with or better than SAEs on the L0 vs CE-loss "
             "frontier (GPT-2 small, Pythia-410M, Pythia-1.4B)",
@@ -144,10 +168,15 @@ REPRO = Reproduction(
             # frontiers; 1.2 is the 20% this reproduction declared before its first run (as a
             # one-sided bound), kept as the two-sided margin.
             rule=Equivalent(margin=math.log(1.2)),
-            unit="log of the geometric-mean ratio CE increase transcoder / SAE at matched L0 "
-            "(per seed)",
+            unit="mean over the three L0 levels of log(ΔCE transcoder / ΔCE SAE), per "
+            "dictionary seed",
             kind=FINDING,
-            gates=(learned_gate("lm"),),
+            gates=(
+                learned_gate("lm"),
+                # added with the L0 levels (before the run): both increases ≥ 2 standard
+                # errors above zero at every level, else the ratio is one of noise
+                baseline_gate("loss increases resolved", "min_z_at_levels", AtLeast(2.0)),
+            ),
         ),
         Claim(
             id="input-invariant-circuit",
@@ -164,6 +193,21 @@ REPRO = Reproduction(
             unit="max |measured − z_i·w_ij/σ| / max |measured| (float64), per seed",
             kind=CHECK,
             # a rounding-level residual: it differs between machines and BLAS builds
+            verify_rtol=None,
+        ),
+        Claim(
+            id="real-layernorm-breaks-invariance",
+            statement="with the later LayerNorm's σ recomputed after the ablation (the real "
+            "model), the same attribution departs from activation × fixed weight far beyond "
+            "rounding: the identity above needs σ frozen",
+            source="§4.1 (the paper treats LayerNorm's scale as fixed)",
+            paper_value="attribution exact only up to the LayerNorm's nonlinearity",
+            metric="frozen_sigma_vs_real_ln_median_rel_err",
+            # 1e-6 is 10^3 × the identity's tolerance: a real departure, not rounding; the
+            # value itself is the reported size of the approximation
+            rule=AtLeast(1e-6),
+            unit="median over feature pairs of ‖real − z_i·w_ij/σ‖ / ‖real‖ (float64), per seed",
+            kind=CHECK,
             verify_rtol=None,
         ),
     ),
