@@ -122,6 +122,7 @@ TINY: dict[str, dict] = {
         "seq_len": 16,
         "batch_size": 4,
         "shapes": ("16x1", "24x1", "32x2"),
+        "lrs": (1e-2, 3e-3, 2e-3),
         "steps": 6,
         "eval_every": 2,
         "curve_batches": 1,

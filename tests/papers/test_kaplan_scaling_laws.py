@@ -1,6 +1,7 @@
 """Kaplan scaling laws: the power-law fit recovers planted exponents, and the model ladder
 counts non-embedding parameters as the paper does."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -59,10 +60,11 @@ def test_ladders_grow_over_a_decade_or_more():
         assert math.log10(sizes[-1] / sizes[0]) > (1.8 if preset == "full" else 1.2), preset
 
 
-def test_learning_rate_falls_with_width_and_bad_shapes_are_refused():
+def test_one_rate_per_shape_and_bad_shapes_are_refused():
     cfg = Config()
-    assert peak_lr("16x1", cfg) == pytest.approx(0.01)
-    assert peak_lr("48x2", cfg) == pytest.approx(peak_lr("16x1", cfg) / 3)
+    assert [peak_lr(s, cfg) for s in cfg.shapes] == list(cfg.lrs)
+    with pytest.raises(ValueError, match="one rate per shape"):
+        peak_lr("16x1", dataclasses.replace(cfg, lrs=(1e-2,)))
     for bad in ("64", "x2", "64x", "0x2", "ax2"):
         with pytest.raises(ValueError, match="d_model"):
             parse_shape(bad)
@@ -101,8 +103,7 @@ def test_findings_are_per_seed_and_gated():
         assert c.kind == "finding"
         assert [g.metric for g in c.gates] == [
             "ladder_below_unigram",
-            "smallest_lr_excess_loss",
-            "largest_lr_excess_loss",
+            "lr_excess_loss",
         ]
 
 

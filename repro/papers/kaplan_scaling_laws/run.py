@@ -37,8 +37,12 @@ def make_model(shape: str, cfg) -> TinyLM:
 
 
 def peak_lr(shape: str, cfg) -> float:
-    """The ladder's learning rate: inversely proportional to the width (lr_width / d_model)."""
-    return cfg.lr_width / parse_shape(shape)[0]
+    """The ladder's learning rate for one size: ``lrs`` holds one peak rate per shape."""
+    if len(cfg.lrs) != len(cfg.shapes):
+        raise ValueError(
+            f"lrs: {len(cfg.lrs)} rates for {len(cfg.shapes)} shapes; give one rate per shape"
+        )
+    return cfg.lrs[list(cfg.shapes).index(shape)]
 
 
 def fit_power_law(n: list[float], loss: list[float]) -> dict:
@@ -201,12 +205,14 @@ def plot(rows: list[dict], fit: dict, fit_total: dict, path) -> None:
 def main(cfg, ctx: RunContext) -> None:
     """The whole ladder once per seed (seed s: the same initialisation seed and data order for
     every size), one power-law fit per seed; the findings' metrics are the per-seed fits.
-    On the first seed, the smallest and largest sizes are also trained at the ladder's rate
-    ÷ and × lr_check_factor (the learning-rate check)."""
+    On the first seed, the smallest and largest sizes (every size with ``lr_check_all``) are
+    also trained at their rate ÷ and × lr_check_factor (the learning-rate check)."""
     if len(cfg.shapes) < 3:
         raise ValueError(f"shapes: {cfg.shapes!r}; a power-law fit needs at least 3 sizes")
     if cfg.lr_check_factor <= 1:
         raise ValueError(f"lr_check_factor: {cfg.lr_check_factor}; must be above 1")
+    for shape in cfg.shapes:
+        peak_lr(shape, cfg)  # one rate per shape, checked before any training
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size)
     unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
     m = ctx.metrics
@@ -220,11 +226,16 @@ def main(cfg, ctx: RunContext) -> None:
             ladder.append(train_size(shape, cfg, train_ids, val_ids, seed, peak_lr(shape, cfg)))
             rows.append(ladder[-1])
             m["runs"] = rows
-        if i == 0:  # the learning-rate check, smallest and largest size, first seed
-            for name, k in (("smallest", 0), ("largest", -1)):
-                chk = lr_check(cfg.shapes[k], cfg, train_ids, val_ids, seed, ladder[k])
-                m[f"{name}_lr_check"] = chk
-                m[f"{name}_lr_excess_loss"] = chk["excess"]  # the rate gate's metric
+        if i == 0:  # the learning-rate check on the first seed: both ends, or every size
+            n = len(cfg.shapes)
+            checked = range(n) if cfg.lr_check_all else (0, n - 1)
+            checks = {
+                cfg.shapes[k]: lr_check(cfg.shapes[k], cfg, train_ids, val_ids, seed, ladder[k])
+                for k in checked
+            }
+            m["lr_check"] = checks
+            # the rate gate's metric: one excess per checked size, each must be small
+            m["lr_excess_loss"] = [c["excess"] for c in checks.values()]
         losses = [r["val_loss"] for r in ladder]
         ns = [r["non_embedding_params"] for r in ladder]
         fit = fit_power_law(ns, losses)
