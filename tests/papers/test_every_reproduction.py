@@ -120,8 +120,11 @@ TINY: dict[str, dict] = {
     "kaplan-scaling-laws": {
         "seq_len": 16,
         "batch_size": 4,
-        "shapes": ("16x1", "24x2", "32x2"),
-        "tokens": 640,
+        "shapes": ("16x1", "24x1", "32x2"),
+        "lrs": (1e-2, 3e-3, 2e-3),
+        "steps": 6,
+        "eval_every": 2,
+        "curve_batches": 1,
         "eval_batches": 1,
         "seeds": 2,
     },
