@@ -86,3 +86,69 @@ def test_decoders_match_parallel_and_state_sizes():
     torch.testing.assert_close(y_kv, ref_kv.transpose(1, 2).reshape(1, T, d))
     assert s_fw[1] == s_fw[5] == s_fw[20] == 4 * (H * (d // H) ** 2 + d)  # W + z, float32
     assert s_kv[20] == 20 * s_kv[1] == 20 * 4 * 2 * d  # K + V, float32
+
+
+# --------------------------------------------------------------------------- retrieval task
+from repro.papers.fast_weight_memories.retrieval import (  # noqa: E402
+    FastWeightRetriever,
+    delta_write,
+    sample_batch,
+    sum_write,
+    train_retriever,
+)
+
+
+def test_sample_batch_targets_are_the_last_write():
+    g = torch.Generator().manual_seed(3)
+    keys, values, queries, target = sample_batch(5, 7, 4, g, repeats=3)
+    assert keys.shape == values.shape == (4, 15)
+    for b in range(4):
+        assert sorted(keys[b].tolist()) == sorted(list(range(5)) * 3)
+        for j in range(5):
+            last = max(t for t in range(15) if keys[b, t] == j)
+            assert target[b, j] == values[b, last]
+    assert (queries == torch.arange(5)).all()
+
+
+def test_writes_on_orthonormal_and_repeated_keys():
+    # orthonormal keys: both rules store every pair exactly (the capacity regime N <= d_key)
+    k = torch.eye(4)[None, [2, 0, 3, 1]]  # (1, 4, 4)
+    v = torch.randn(1, 4, 3)
+    ones = torch.ones(1, 4, 1)
+    for W in (sum_write(k, v), delta_write(k, v, ones)):
+        torch.testing.assert_close((W[0] @ k[0].T).T, v[0])
+    # the same key written twice: the sum rule returns the sum, the delta rule (β = 1) the
+    # latest value, and β = 0 writes nothing
+    k2 = torch.eye(4)[None, [1, 1]]
+    v2 = torch.randn(1, 2, 3)
+    torch.testing.assert_close(sum_write(k2, v2)[0, :, 1], v2[0, 0] + v2[0, 1])
+    torch.testing.assert_close(delta_write(k2, v2, torch.ones(1, 2, 1))[0, :, 1], v2[0, 1])
+    assert delta_write(k2, v2, torch.zeros(1, 2, 1)).abs().max() == 0
+
+
+def test_sum_write_is_unnormalised_linear_attention_at_the_last_step():
+    q, k, v = _qkv(6, d=4, dv=3)
+    q, k, v = (t[:, 0].float() for t in (q, k, v))  # (B, T, ·)
+    W = sum_write(k, v)
+    y = linear_attention_parallel(q[:, None], k[:, None], v[:, None], lambda x: x)[:, 0, -1]
+    torch.testing.assert_close((W @ q[:, -1, :, None]).squeeze(-1), y)
+
+
+def test_same_seed_gives_both_rules_the_same_slow_net_and_bad_rule_is_refused():
+    torch.manual_seed(0)
+    a = FastWeightRetriever(4, 5, 8, 4, 6, "sum")
+    torch.manual_seed(0)
+    b = FastWeightRetriever(4, 5, 8, 4, 6, "delta")
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and torch.equal(pa, pb)
+    with pytest.raises(ValueError, match="update rule"):
+        FastWeightRetriever(4, 5, 8, 4, 6, "hebb")
+
+
+def test_delta_rule_learns_to_overwrite_and_sum_rule_cannot():
+    kw = dict(n_values=8, d_model=16, d_key=4, d_value=16, steps=150, batch=16, lr=1e-2)
+    delta = train_retriever("delta", 3, 0, eval_sequences=128, repeats=2, **kw)
+    summ = train_retriever("sum", 3, 0, eval_sequences=128, repeats=2, **kw)
+    assert delta["loss"] < 0.2 and delta["accuracy"] > 0.95
+    # the sum rule cannot tell the newer of two values apart: at best ln 2 above perfect
+    assert summ["loss"] > 0.6

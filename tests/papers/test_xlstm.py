@@ -132,9 +132,68 @@ def test_declaration_is_consistent():
 
     assert REPRO.problems() == []
     findings = {c.id: c for c in REPRO.claims if c.kind == "finding"}
-    assert set(findings) == {"lm-beats-unigram", "on-par-with-transformer"}
-    on_par = findings["on-par-with-transformer"]
-    assert type(on_par.rule).__name__ == "Equivalent"
-    assert [g.metric for g in on_par.gates] == ["xlstm_below_unigram", "transformer_below_unigram"]
+    assert set(findings) == {"slstm-parity-extrapolates", "slstm-beats-transformer-on-parity"}
+    gap = findings["slstm-beats-transformer-on-parity"]
+    assert [g.metric for g in gap.gates] == [
+        "slstm_parity_in_dist",
+        "transformer_parity_in_dist",
+        "slstm_lr_inside_grid",
+        "transformer_lr_inside_grid",
+    ]
     assert REPRO.make_config("quick", {}).seeds == 3
     assert REPRO.make_config("full", {}).seeds == 5
+
+
+# --------------------------------------------------------------------------- parity
+from repro.papers.xlstm.parity import (  # noqa: E402
+    build,
+    parity_batch,
+    rotate,
+    scaled_accuracy,
+    train_parity,
+)
+
+
+def test_parity_targets_and_scaling():
+    bits, target = parity_batch(5, 11, torch.Generator().manual_seed(0))
+    for b in range(5):
+        p = 0
+        for t in range(11):
+            p ^= int(bits[b, t])
+            assert target[b, t] == p
+    assert scaled_accuracy(0.5) == 0.0 and scaled_accuracy(1.0) == 1.0
+    with pytest.raises(ValueError, match="parity arm"):
+        build("mamba", 8, 2, 1)
+
+
+def test_rotary_scores_depend_only_on_the_offset():
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(1, 1, 1, 8, generator=g), torch.randn(1, 1, 1, 8, generator=g)
+    T = 12
+    rq, rk = rotate(q.expand(1, 1, T, 8)), rotate(k.expand(1, 1, T, 8))
+    torch.testing.assert_close(rq.norm(dim=-1), q.norm(dim=-1).expand(1, 1, T))
+    s = rq[0, 0] @ rk[0, 0].T  # (T, T): q at position t, k at position u
+    torch.testing.assert_close(s[5, 2], s[9, 6])  # offset 3 both
+    torch.testing.assert_close(s[7, 7], s[0, 0])
+    assert (s[5, 2] - s[5, 3]).abs() > 1e-4
+
+
+@pytest.mark.parametrize("arm", ["slstm", "transformer"])
+def test_parity_models_are_causal(arm):
+    torch.manual_seed(0)
+    m = build(arm, 16, 2, 2).eval()
+    bits = torch.randint(0, 2, (3, 20), generator=torch.Generator().manual_seed(2))
+    changed = bits.clone()
+    changed[:, 12:] = 1 - changed[:, 12:]
+    with torch.no_grad():
+        a, b = m(bits), m(changed)
+    torch.testing.assert_close(a[:, :12], b[:, :12])
+    assert (a[:, 12:] - b[:, 12:]).abs().max() > 1e-4
+
+
+def test_slstm_learns_short_parity():
+    kw = dict(d_model=16, heads=2, layers=1, train_len=4, test_len=8, batch=32)
+    out = train_parity("slstm", 0, lr=1e-2, steps=200, eval_sequences=128, **kw)
+    assert out["in_dist"] > 0.9 and out["dev"] > 0.9
+    untrained = train_parity("slstm", 0, lr=1e-2, steps=0, eval_sequences=128, **kw)
+    assert untrained["in_dist"] < 0.5

@@ -1,4 +1,5 @@
-"""Measurements for the fast-weight / linear-attention equivalence. Claims: see __init__.py."""
+"""Measurements for the fast-weight / linear-attention equivalence and the trained
+associative-retrieval experiment. Claims: see __init__.py."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import torch
 
+from repro.common.stats import paired_differences, seeds_for
 from repro.context import RunContext
 
 from .fast_weights import (
@@ -99,6 +101,100 @@ def state_growth(cfg, ctx: RunContext) -> dict:
     }
 
 
+def retrieval_experiment(cfg, ctx: RunContext) -> dict:
+    """Train the slow net of a fast-weight memory on associative retrieval, per seed: the sum
+    rule at every N of ``retrieval_keys`` (the capacity curve), the delta rule at the
+    smallest and largest N, and both rules on the overwrite task. Arms share the seed, hence
+    the initial slow net and every training batch."""
+    from .retrieval import train_retriever
+
+    common = dict(
+        n_values=cfg.n_values,
+        d_model=cfg.retrieval_d_model,
+        d_key=cfg.retrieval_d_key,
+        d_value=cfg.retrieval_d_value,
+        steps=cfg.retrieval_steps,
+        batch=cfg.retrieval_batch,
+        lr=cfg.retrieval_lr,
+        eval_sequences=cfg.eval_sequences,
+    )
+    chance = math.log(cfg.n_values)
+    small, large = min(cfg.retrieval_keys), max(cfg.retrieval_keys)
+    seeds = seeds_for(ctx.seed, cfg.seeds)
+    runs = [("sum", n, 1) for n in cfg.retrieval_keys]
+    runs += [("delta", n, 1) for n in (small, large)]
+    runs += [(rule, cfg.overwrite_keys, 2) for rule in ("sum", "delta")]
+    res: dict[str, list[dict]] = {}
+    jobs = [(s, r) for s in seeds for r in runs]
+    for seed, (rule, n, rep) in ctx.progress(jobs, desc="retrieval"):
+        out = train_retriever(rule, n, seed, repeats=rep, **common)
+        res.setdefault(f"{rule}_N{n}_x{rep}", []).append(out)
+
+    def loss(key):
+        return [r["loss"] for r in res[key]]
+
+    curve = {
+        rule: {
+            str(n): loss(f"{rule}_N{n}_x1") for n in cfg.retrieval_keys if f"{rule}_N{n}_x1" in res
+        }
+        for rule in ("sum", "delta")
+    }
+    accuracy = {k: [r["accuracy"] for r in v] for k, v in res.items()}
+    ow = cfg.overwrite_keys
+    return {
+        "retrieval_seeds": seeds,
+        "chance_loss": chance,
+        "retrieval_loss": curve,
+        "retrieval_accuracy": accuracy,
+        # capacity (setting 1): the sum rule's loss past d_key minus its loss below d_key
+        "sum_loss_rise": paired_differences(loss(f"sum_N{large}_x1"), loss(f"sum_N{small}_x1")),
+        # measured, no claim: sum minus delta past capacity (positive: delta retrieves better)
+        "capacity_sum_minus_delta": paired_differences(
+            loss(f"sum_N{large}_x1"), loss(f"delta_N{large}_x1")
+        ),
+        # overwrite (setting 2): sum minus delta (positive: the delta rule overwrites)
+        "overwrite_sum_minus_delta": paired_differences(
+            loss(f"sum_N{ow}_x2"), loss(f"delta_N{ow}_x2")
+        ),
+        # learned gates: nats below chance, per seed
+        "sum_below_chance_small_n": [chance - x for x in loss(f"sum_N{small}_x1")],
+        "delta_below_chance_small_n": [chance - x for x in loss(f"delta_N{small}_x1")],
+        "sum_below_chance_overwrite": [chance - x for x in loss(f"sum_N{ow}_x2")],
+        "delta_below_chance_overwrite": [chance - x for x in loss(f"delta_N{ow}_x2")],
+    }
+
+
+def plot_retrieval(cfg, m, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for rule, marker in (("sum", "o-"), ("delta", "s--")):
+        ns = [int(n) for n in m["retrieval_loss"][rule]]
+        losses = list(m["retrieval_loss"][rule].values())
+        for i in range(len(m["retrieval_seeds"])):
+            ax.plot(
+                ns,
+                [x[i] for x in losses],
+                marker,
+                color="C0" if rule == "sum" else "C1",
+                alpha=0.6,
+                label=f"{rule} rule" if i == 0 else None,
+            )
+    ax.axvline(cfg.retrieval_d_key, color="k", lw=0.8, ls=":", label="d_key")
+    ax.axhline(m["chance_loss"], color="gray", lw=0.8, ls="--", label="chance (ln n_values)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("stored pairs N")
+    ax.set_ylabel("held-out retrieval loss (nats)")
+    ax.set_title("trained fast-weight memory, one line per seed")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot(cfg, err64, err32, growth, path) -> None:
     import matplotlib
 
@@ -161,3 +257,7 @@ def main(cfg, ctx: RunContext) -> None:
     growth = state_growth(cfg, ctx)
     ctx.metrics.update(growth)
     plot(cfg, err64, err32, growth, ctx.figure_path("fast_weights.png"))
+
+    retrieval = retrieval_experiment(cfg, ctx)
+    ctx.metrics.update(retrieval)
+    plot_retrieval(cfg, retrieval, ctx.figure_path("retrieval_capacity.png"))
