@@ -88,13 +88,6 @@ TINY: dict[str, dict] = {
         "depth": 6,
         "draws": 3,
         "mlp_gains": (1.0, 4.0),
-        "lm_seeds": 2,
-        "lm_depth": 2,
-        "lm_width": 16,
-        "lm_heads": 2,
-        "lm_steps": 3,
-        "lm_eval_batches": 1,
-        "lm_residual_batches": 1,
     },
     "linformer": {
         "seq_len": 32,

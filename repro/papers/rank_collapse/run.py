@@ -203,10 +203,3 @@ def main(cfg, ctx: RunContext) -> None:
         lipschitz_extra_layers=[a - b for a, b in zip(per_gain[hi], per_gain[lo])],
     )
     plot(med, q1, q3, gain_depths, ctx.figure_path("rank_collapse.png"))
-
-    # the headline: the same measurement on trained LMs with and without skips / MLPs
-    from .trained import plot_trained, trained_arms
-
-    lm = trained_arms(cfg, ctx)
-    m.update(lm)
-    plot_trained(lm["lm_runs"], ctx.figure_path("trained.png"))
