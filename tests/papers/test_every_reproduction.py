@@ -141,10 +141,9 @@ TINY: dict[str, dict] = {
     "chinchilla": {
         "seq_len": 16,
         "batch_size": 4,
-        "widths": (4, 8, 12),
-        "budgets": (1e8,),
+        "grids": ("4 8 12", "4 8 12"),
+        "budgets": (2e7, 4e7),
         "min_steps": 2,
-        "max_steps": 100,
         "eval_batches": 1,
         "seeds": 2,
     },

@@ -69,19 +69,66 @@ def count_params(model: TinyLM) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def train_one(width: int, budget: float, cfg, train_ids, val_ids, seed: int) -> dict | None:
+def peak_lr(width: int, cfg) -> float:
+    """AdamW peak rate for one width: ``lr_scale / width`` (see Config.lr_scale)."""
+    return cfg.lr_scale / width
+
+
+def steps_for(width: int, budget: float, cfg) -> int:
+    """Steps that spend ``budget`` = 6·N·D FLOPs on a model of ``width``."""
+    n = count_params(model_for(width, cfg))
+    return int(round(budget / (6.0 * n * cfg.batch_size * cfg.seq_len)))
+
+
+def parse_grid(text: str) -> tuple[int, ...]:
+    """One budget's widths, written "8 12 16"."""
+    parts = text.split()
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(
+            f"grid {text!r}: write positive widths separated by spaces, e.g. '8 12 16'"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def grids_of(cfg) -> list[tuple[int, ...]]:
+    return [parse_grid(g) for g in cfg.grids]
+
+
+def check_design(cfg) -> None:
+    """Clear one-line errors for a design that cannot give an IsoFLOP profile per budget."""
+    if len(cfg.grids) != len(cfg.budgets):
+        raise ValueError(
+            f"grids: {len(cfg.grids)} size grids for {len(cfg.budgets)} budgets; give one each"
+        )
+    for budget, grid in zip(cfg.budgets, grids_of(cfg)):
+        if len(grid) < 3 or len(set(grid)) != len(grid):
+            raise ValueError(f"grid {grid!r} at C = {budget:g}: a valley needs 3+ distinct widths")
+        for width in grid:
+            steps = steps_for(width, budget, cfg)
+            if steps < cfg.min_steps:
+                raise ValueError(
+                    f"width {width} at C = {budget:g} gets {steps} steps, fewer than "
+                    f"min_steps = {cfg.min_steps}: raise the budget or drop the width"
+                )
+
+
+def train_one(
+    width: int, budget: float, cfg, train_ids, val_ids, seed: int, lr: float | None = None
+) -> dict:
     """Train one model for exactly the tokens the budget allows, C = 6·N·D, with a cosine
-    schedule fitted to that length (§3: the schedule's length must match the run's)."""
+    schedule fitted to that length (§3: the schedule's length must match the run's).
+    ``seed`` sets the initialisation and the data order (the same for every size)."""
     torch.manual_seed(seed)
     model = model_for(width, cfg)
     n = count_params(model)
     tokens_per_step = cfg.batch_size * cfg.seq_len
     steps = int(round(budget / (6.0 * n * tokens_per_step)))
-    if steps < cfg.min_steps or steps > cfg.max_steps:
-        return None
+    if steps < 1:
+        raise ValueError(f"width {width} at C = {budget:g}: the budget buys no training step")
+    lr = peak_lr(width, cfg) if lr is None else lr
     opt = torch.optim.AdamW(
         model.parameters(),
-        lr=cfg.lr,
+        lr=lr,
         betas=(0.9, 0.95),
         weight_decay=cfg.weight_decay,
         foreach=True,  # one fused update over all tensors: these models are overhead-bound
@@ -89,60 +136,69 @@ def train_one(width: int, budget: float, cfg, train_ids, val_ids, seed: int) -> 
     gen = torch.Generator().manual_seed(seed + 1)
     batches = random_windows(train_ids, cfg.batch_size, cfg.seq_len, gen)
     warm = max(1, int(cfg.warmup_frac * steps))
-    train(
+    losses = train(
         model,
         batches,
         steps,
         optimizer=opt,
-        lr_at=lambda step: cosine_lr(step, steps, cfg.lr, warm),
+        lr_at=lambda step: cosine_lr(step, steps, lr, warm),
         clip=1.0,
     )
     val = evaluate(model, val_ids, cfg.seq_len, batch_size=16, max_batches=cfg.eval_batches)
     return {
         "width": width,
         "params": n,
+        "lr": lr,
         "steps": steps,
         "tokens": steps * tokens_per_step,
         "flops": 6.0 * n * steps * tokens_per_step,
-        "val_loss": val,
+        # None for a run that diverged: it fails the learned gate
+        "val_loss": val if math.isfinite(losses[-1]) and math.isfinite(val) else None,
     }
 
 
-def left_wall_seen(losses_by_size: dict[int, float], half_width: int = 2) -> bool:
-    """True once the ``half_width`` smallest sizes trained so far all lie below the size with
-    the lowest loss: the valley's small-model wall is sampled and smaller models, the most
-    expensive runs of a budget (they take the most steps), would only climb further up it."""
-    sizes = sorted(losses_by_size)
-    best = min(sizes, key=losses_by_size.__getitem__)
-    return sizes.index(best) >= half_width
+def lr_check(width: int, budget: float, cfg, train_ids, val_ids, seed: int, at_lr: dict) -> dict:
+    """Train ``width`` at ``budget`` with its rate divided and multiplied by
+    ``lr_check_factor`` (``at_lr`` is the sweep's own run). ``excess``: the sweep rate's
+    held-out loss above the best of the three (0 when the sweep's rate is the best; None, which
+    fails the gate, when it diverged)."""
+    lr = at_lr["lr"]
+    losses = {lr: at_lr["val_loss"]}
+    for other in (lr / cfg.lr_check_factor, lr * cfg.lr_check_factor):
+        losses[other] = train_one(width, budget, cfg, train_ids, val_ids, seed, lr=other)[
+            "val_loss"
+        ]
+    finite = {k: v for k, v in losses.items() if v is not None}
+    best = min(finite, key=finite.get) if finite else None
+    return {
+        "budget": budget,
+        "width": width,
+        "losses": {f"{k:.3g}": v for k, v in sorted(losses.items())},
+        "best_lr": best,
+        "excess": losses[lr] - finite[best] if lr in finite else None,
+    }
 
 
 def isoflop_profiles(cfg, seed: int, train_ids, val_ids) -> dict:
-    """One seed's IsoFLOP sweep: every budget's sizes from the largest (cheapest run) down,
-    stopping at the valley's left wall (``left_wall_seen``); one parabola per budget and, with
-    two or more valleys, the power law N_opt ∝ C^a through their minima."""
+    """One seed's IsoFLOP sweep: every width of every budget's grid, one parabola in log N
+    per budget (``valley``), and with two or more budgets the power law N_opt ∝ C^a through
+    the parabola minima (and D_opt ∝ C^b, D_opt = C / (6·N_opt))."""
     runs: list[dict] = []
-    for budget in cfg.budgets:
-        seen: dict[int, float] = {}
-        for width in sorted(cfg.widths, reverse=True):
+    for budget, grid in zip(cfg.budgets, grids_of(cfg)):
+        for width in sorted(grid, reverse=True):  # largest (cheapest) first
             r = train_one(width, budget, cfg, train_ids, val_ids, seed)
-            if r is None:
-                continue
             runs.append({"budget": budget, "seed": seed, **r})
-            seen[r["params"]] = r["val_loss"]
-            if cfg.stop_at_wall and left_wall_seen(seen):
-                break
 
     profiles, minima_n, minima_c = {}, [], []
     for budget in cfg.budgets:
         pts = sorted((r for r in runs if r["budget"] == budget), key=lambda r: r["params"])
         sizes = [r["params"] for r in pts]
         losses = [r["val_loss"] for r in pts]
-        if len(sizes) < 3:
+        if any(x is None for x in losses):
             profiles[f"{budget:g}"] = {"params": sizes, "val_loss": losses, "interior": False}
             continue
         par, interior = valley(sizes, losses)
-        n_opt = math.exp(par.vertex) if par.c2 > 0 else float("nan")
+        n_opt = math.exp(par.vertex) if par.c2 > 0 else None  # no valley: a hump or a line
         profiles[f"{budget:g}"] = {
             "params": sizes,
             "val_loss": losses,
@@ -157,49 +213,81 @@ def isoflop_profiles(cfg, seed: int, train_ids, val_ids) -> dict:
     out: dict = {
         "runs": runs,
         "profiles": profiles,
-        "interior_fraction": sum(p["interior"] for p in profiles.values()) / len(cfg.budgets),
+        "all_interior": len(minima_n) == len(cfg.budgets),
         "budgets_used": minima_c,
         "n_opt": minima_n,
     }
     if len(minima_n) >= 2:
         law = fit_power_law(minima_c, minima_n)
-        lo, hi = law.ci95()
-        out.update(a=law.a, a_se=law.se_a, a_ci95=[lo, hi], a_r2=law.r2, fit=[law.a, law.log_k])
+        d_opt = [c / (6.0 * n) for c, n in zip(minima_c, minima_n)]
+        law_d = fit_power_law(minima_c, d_opt)
+        out.update(
+            a=law.a,
+            b=law_d.a,
+            fit=[law.a, law.log_k],
+            d_opt=d_opt,
+        )
+        if law.n_points >= 3:  # one fit's own interval needs a residual: three budgets or more
+            lo, hi = law.ci95()
+            out.update(a_se=law.se_a, a_ci95=[lo, hi], a_r2=law.r2)
     return out
+
+
+def worst_margin(runs: list[dict], unigram: float) -> float | None:
+    """The learned gate's metric for one seed: the smallest margin below the unigram over
+    every run of the sweep (None, which fails the gate, if a run diverged)."""
+    if any(r["val_loss"] is None for r in runs):
+        return None
+    return min(unigram - r["val_loss"] for r in runs)
 
 
 def isoflop_sweep(cfg, ctx: RunContext) -> dict:
     """The IsoFLOP sweep once per seed (seed s: the same initialisation seed and data order
-    for every size and budget). Per-seed lists: the share of budgets with a valley, the
-    exponent a, and the learned gate's margin (the worst run's distance below the unigram)."""
+    for every size and budget), and on the first seed the learning-rate check at the largest
+    width of every budget. Per-seed lists: the exponents, the gates' metrics (the worst run's
+    margin below the unigram; whether every budget's minimum lies inside its grid)."""
+    check_design(cfg)
     train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
     unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
     ctx.metrics["unigram_val_loss"] = unigram
     t0 = time.perf_counter()
     per_seed: list[dict] = []
     out: dict = {}
-    for seed in ctx.progress(seeds_for(ctx.seed, cfg.seeds), desc="isoflop seeds"):
+    for i, seed in enumerate(ctx.progress(seeds_for(ctx.seed, cfg.seeds), desc="isoflop seeds")):
         res = isoflop_profiles(cfg, seed, train_ids, val_ids)
         per_seed.append(res)
+        if i == 0:
+            checks = []
+            for budget, grid in zip(cfg.budgets, grids_of(cfg)):
+                width = max(grid)
+                own = next(r for r in res["runs"] if r["budget"] == budget and r["width"] == width)
+                checks.append(lr_check(width, budget, cfg, train_ids, val_ids, seed, own))
+            ctx.metrics["lr_check"] = checks
+            # the rate gate's metric: one excess per checked run, each must be small
+            ctx.metrics["lr_excess_loss"] = [c["excess"] for c in checks]
         out = {
             "isoflop_runs": [r for p in per_seed for r in p["runs"]],
             "isoflop_profiles": [p["profiles"] for p in per_seed],
-            "isoflop_interior_fraction": [p["interior_fraction"] for p in per_seed],
+            "isoflop_all_valleys_inside": [p["all_interior"] for p in per_seed],
             "isoflop_budgets_used": [p["budgets_used"] for p in per_seed],
             "isoflop_n_opt": [p["n_opt"] for p in per_seed],
-            "isoflop_below_unigram": [
-                min(unigram - r["val_loss"] for r in p["runs"]) if p["runs"] else math.nan
-                for p in per_seed
-            ],
+            "isoflop_below_unigram": [worst_margin(p["runs"], unigram) for p in per_seed],
         }
         if all("a" in p for p in per_seed):
             out.update(
                 isoflop_a=[p["a"] for p in per_seed],
-                isoflop_a_se=[p["a_se"] for p in per_seed],
-                isoflop_a_fit_ci95=[p["a_ci95"] for p in per_seed],
-                isoflop_a_r2=[p["a_r2"] for p in per_seed],
+                isoflop_b=[p["b"] for p in per_seed],
+                isoflop_d_opt=[p["d_opt"] for p in per_seed],
+                # D = C / (6N) on every run, so b = 1 − a exactly: a check of our accounting
+                isoflop_ab_sum_error=max(abs(p["a"] + p["b"] - 1.0) for p in per_seed),
                 isoflop_fit=[p["fit"] for p in per_seed],
             )
+            if all("a_ci95" in p for p in per_seed):
+                out.update(
+                    isoflop_a_se=[p["a_se"] for p in per_seed],
+                    isoflop_a_fit_ci95=[p["a_ci95"] for p in per_seed],
+                    isoflop_a_r2=[p["a_r2"] for p in per_seed],
+                )
         ctx.metrics.update(out)
     ctx.log(f"  {len(out['isoflop_runs'])} runs in {time.perf_counter() - t0:.1f} s")
     return out
@@ -220,7 +308,8 @@ def plot_isoflop(res: dict, path) -> None:
     a, b = (axes[0], axes[1]) if slope else (axes, None)
     colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(res["isoflop_profiles"]))))
     for col, (budget, prof) in zip(colors, res["isoflop_profiles"].items()):
-        a.semilogx(prof["params"], prof["val_loss"], "o", color=col, label=f"C = {budget}")
+        ys = [np.nan if v is None else v for v in prof["val_loss"]]  # a diverged run: no point
+        a.semilogx(prof["params"], ys, "o", color=col, label=f"C = {budget}")
         if "parabola" in prof:
             c0, c1, c2 = prof["parabola"]
             xs = np.linspace(*np.log(prof["fit_range"]), 50)
@@ -241,7 +330,7 @@ def plot_isoflop(res: dict, path) -> None:
                 np.exp(log_k) * cs**k_a,
                 "k-",
                 lw=1,
-                label=f"fit: a = {k_a:.2f} ± {res['isoflop_a_se']:.2f}",
+                label=f"fit: a = {k_a:.2f} (last seed)",
             )
             ref = res["isoflop_n_opt"][0] * (cs / res["isoflop_budgets_used"][0]) ** 0.5
             b.loglog(cs, ref, "g--", lw=1, label="slope 0.5 (Chinchilla)")
@@ -303,16 +392,11 @@ def main(cfg, ctx: RunContext) -> None:
     ctx.metrics.update(published_fit_analysis())
     plot_published_fit(ctx.figure_path("published_fit.png"))
     res = isoflop_sweep(cfg, ctx)
-    n_min = min(len(m) for m in res["isoflop_n_opt"])
-    if n_min < 3:  # two points always lie on a line: no slope uncertainty, nothing tested
+    if "isoflop_a" not in res:  # two points always lie on a line; fewer give no slope
         why = (
-            f"this preset samples {len(cfg.budgets)} budget(s); the slope needs three or more "
-            "(--preset full)"
-            if len(cfg.budgets) < 3
-            else f"on some seed only {n_min} of {len(cfg.budgets)} budgets had a valley to read "
-            "N_opt from"
+            "on some seed fewer than two budgets had a valley inside their grid to read N_opt from"
         )
-        for claim in ("isoflop-exponent", "isoflop-ci-excludes-kaplan"):
+        for claim in ("isoflop-exponent", "isoflop-ci-excludes-kaplan", "d-opt-exponent-derived"):
             ctx.skip(claim, why)
     last = {
         "isoflop_profiles": res["isoflop_profiles"][-1],
@@ -320,5 +404,5 @@ def main(cfg, ctx: RunContext) -> None:
         "isoflop_n_opt": res["isoflop_n_opt"][-1],
     }
     if "isoflop_a" in res:
-        last.update(isoflop_fit=res["isoflop_fit"][-1], isoflop_a_se=res["isoflop_a_se"][-1])
+        last.update(isoflop_fit=res["isoflop_fit"][-1])
     plot_isoflop(last, ctx.figure_path("isoflop.png"))

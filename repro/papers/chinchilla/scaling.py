@@ -149,24 +149,7 @@ def fit_power_law(x: list[float], y: list[float]) -> PowerLaw:
 
 
 def _t975(dof: int) -> float:
-    """97.5% quantile of Student's t (scipy is not a dependency; a table covers what we use)."""
-    table = {
-        1: 12.706,
-        2: 4.303,
-        3: 3.182,
-        4: 2.776,
-        5: 2.571,
-        6: 2.447,
-        7: 2.365,
-        8: 2.306,
-        9: 2.262,
-        10: 2.228,
-        12: 2.179,
-        15: 2.131,
-        20: 2.086,
-        30: 2.042,
-    }
-    if dof in table:
-        return table[dof]
-    below = max(k for k in table if k <= dof)
-    return table[below] if dof < 30 else 1.96
+    """97.5% quantile of Student's t with ``dof`` degrees of freedom (scipy.stats)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof))
