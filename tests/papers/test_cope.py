@@ -99,6 +99,9 @@ def test_declaration_is_consistent():
         "cope_in_dist_accuracy",
         "absolute_in_dist_accuracy",
         "rope_in_dist_accuracy",
+        "cope_lr_inside_grid",
+        "absolute_lr_inside_grid",
+        "rope_lr_inside_grid",
     ]
     assert REPRO.make_config("quick", {}).seeds == 3
     assert REPRO.make_config("full", {}).seeds == 5
@@ -113,7 +116,16 @@ def test_tiny_run_reports_paired_per_seed_samples(tmp_path):
     from repro.papers.cope.run import main
 
     cfg = dataclasses.replace(
-        Config(), n_instr=8, d_model=8, n_head=2, steps=2, warmup=1, n_test=16, seeds=2
+        Config(),
+        n_instr=8,
+        d_model=8,
+        n_head=2,
+        steps=2,
+        warmup=1,
+        n_test=16,
+        n_dev=8,
+        seeds=2,
+        lr_grid=(1e-3, 3e-3, 1e-2),
     )
     ctx = RunContext(out_dir=tmp_path, show_progress=False)
     assert main(cfg, ctx) is None
@@ -124,6 +136,15 @@ def test_tiny_run_reports_paired_per_seed_samples(tmp_path):
     best = [max(m["absolute_sparse_accuracy"][i], m["rope_sparse_accuracy"][i]) for i in (0, 1)]
     want = [c - b for c, b in zip(m["cope_sparse_accuracy"], best)]
     assert m["cope_minus_best_baseline_sparse"] == pytest.approx(want)
+    for pos in cfg.encodings:
+        # each encoding's rate is the grid point with the lowest dev read loss (never a test split)
+        dev_loss = m[f"{pos}_lr_search_dev_loss"]
+        assert set(dev_loss) == {"0.001", "0.003", "0.01"}
+        assert f"{m[f'{pos}_lr']:g}" == min(dev_loss, key=dev_loss.get)
+        assert m[f"{pos}_lr_inside_grid"] == (m[f"{pos}_lr"] == 3e-3)
+        want = [c - b for c, b in zip(m["cope_sparse_accuracy"], m[f"{pos}_sparse_accuracy"])]
+        if pos != "cope":
+            assert m[f"cope_minus_{pos}_sparse"] == pytest.approx(want)
     rows = judge(REPRO.claims, m, {}, preset="quick", device="cpu", status="ok")
     # two seeds are fewer than the quick preset needs: every finding is inconclusive
     assert {r["verdict"] for r in rows} == {"inconclusive"}

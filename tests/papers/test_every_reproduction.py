@@ -406,6 +406,7 @@ TINY: dict[str, dict] = {
         "steps": 2,
         "warmup": 1,
         "n_test": 16,
+        "n_dev": 8,
         "seeds": 1,
         "npos_max": 4,
         "batch_size": 4,
