@@ -170,6 +170,7 @@ def test_untrained_models_fail_every_finding(tmp_path):
         steps=0,
         proj_k=8,
         small_k=2,
+        train_small_k=True,
         tune_windows=4,
         eval_windows=8,
         spectrum_windows=4,

@@ -6,7 +6,8 @@ Findings (trained models, paired by seed: 3 seeds in quick, 5 in full):
     full attention ("performs on par"), judged as a two-sided equivalence on the paired loss
     difference (nats, i.e. the log of the perplexity ratio).
   * finding, Fig. 3 (the curves for k = 128 vs 256): a smaller k costs loss: k = n/16 ends
-    above k = n/4, paired by seed.
+    above k = n/4, paired by seed (full preset only: quick's CPU budget goes to the rate
+    search).
 
 Both arms are causal language models on the Brown corpus (BPE-512, n = 64, 2 layers, width 64),
 not the paper's masked-LM encoders. Why: our MLM encoder of the same size learns too slowly
@@ -68,10 +69,14 @@ class Config:
     batch_size: int = 16
     steps: int = 300
     # peak AdamW rates, the same grid for full attention and Linformer k = n/4, a factor 2
-    # apart and centred on the project's measured 3e-3; chosen on the first seed
-    lr_grid: tuple[float, ...] = (1.5e-3, 3e-3, 6e-3)
+    # apart; chosen on the first seed. First declared as (1.5e-3, 3e-3, 6e-3) around the
+    # project's measured 3e-3; in that first quick run (commit cbb749f) full attention chose
+    # 1.5e-3, the lower edge (its loss is flat from 1.5e-3 to 3e-3), so the grid gained a
+    # point below.
+    lr_grid: tuple[float, ...] = (7.5e-4, 1.5e-3, 3e-3, 6e-3)
     proj_k: int = 16  # k = n/4, the paper's 128 of 512
     small_k: int = 4  # k = n/16, for the "smaller k costs loss" finding
+    train_small_k: bool = False  # train the k = n/16 arm (full preset; quick has no CPU left)
     tune_windows: int = 64  # held-out windows that choose the rate (not scored by findings)
     eval_windows: int = 256  # held-out windows the findings score (16k tokens)
     spectrum_windows: int = 16  # windows whose maps the spectrum checks read
@@ -92,11 +97,13 @@ REPRO = Reproduction(
     title="Linformer trains like full attention; its maps are low rank and its cost linear in n",
     config=Config,
     presets={
-        # quick: 3 seeds × 300 steps; the first seed searches both rates (13 trainings)
+        # quick: 3 seeds × 300 steps; the first seed searches both rates (12 trainings)
         "quick": {},
-        # full: 5 seeds × 800 steps (the learned gate is 1.0 nats there), longer cost curve
+        # full: 5 seeds × 800 steps (the learned gate is 1.0 nats there), the k = n/16 arm,
+        # a longer cost curve (21 trainings)
         "full": {
             "steps": 800,
+            "train_small_k": True,
             "proj_ks": (2, 4, 8, 16, 32, 64),
             "cost_lengths": (256, 512, 1024, 2048, 4096, 8192),
             "repeats": 5,
