@@ -4,6 +4,12 @@ softmax attention or Linformer's projected attention, and tools to read its atte
 Linformer (§4): with learned E, F ∈ R^{k×n} acting on the sequence axis,
     head = softmax(Q (E K)ᵀ / √d_h) · (F V)        (n×k scores instead of n×n)
 E and F are shared by the heads of a layer (the paper's "headwise sharing").
+
+The same blocks also build a causal language model (``causal=True``). Full attention is then
+masked to j ≤ i. Linformer's projection mixes the whole sequence, so its causal form here
+projects each query's *prefix* only: the i-th query sees Σ_{j≤i} E[:, j] k_j and
+Σ_{j≤i} F[:, j] v_j (a running sum over positions), k slots of size d_h per query, memory
+n·k·d_h per head: still linear in n, and at i = n − 1 exactly the paper's E K and F V.
 """
 
 from __future__ import annotations
@@ -24,11 +30,17 @@ class EncoderConfig:
     n_layer: int = 2
     n_head: int = 4
     proj_k: int = 0  # 0 = full attention, else Linformer with this k
+    causal: bool = False  # a causal LM (next-token targets) instead of a bidirectional encoder
 
 
-def full_attention(q, k, v):
-    """softmax(Q Kᵀ/√d) V with the n×n matrix P materialised.  q, k, v: (B, H, n, d)."""
-    p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, n, n)
+def full_attention(q, k, v, causal: bool = False):
+    """softmax(Q Kᵀ/√d) V with the n×n matrix P materialised.  q, k, v: (B, H, n, d).
+    ``causal`` masks the keys after each query (j > i)."""
+    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, n, n)
+    if causal:
+        n = s.shape[-1]
+        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+    p = torch.softmax(s, dim=-1)
     return p @ v, p
 
 
@@ -40,6 +52,32 @@ def linformer_attention(q, k, v, e, f):
     return p @ v_proj, p
 
 
+def causal_linformer_prefix_sums(q, k, v, e, f):
+    """The causal Linformer written as its definition: query i attends over the k rows of
+    Σ_{j≤i} E[:, j] k_jᵀ (and the same sum with F for the values), materialised as running
+    sums: memory n·k·d per head, linear in n. Scores are (B, H, n, k); the last query's
+    projected keys/values equal ``linformer_attention``'s."""
+    k_proj = torch.einsum("kn,bhnd->bhnkd", e, k).cumsum(2)  # (B, H, n, k, d)
+    v_proj = torch.einsum("kn,bhnd->bhnkd", f, v).cumsum(2)
+    s = torch.einsum("bhnd,bhnkd->bhnk", q, k_proj) / math.sqrt(q.shape[-1])
+    p = torch.softmax(s, dim=-1)
+    return torch.einsum("bhnk,bhnkd->bhnd", p, v_proj), p
+
+
+def causal_linformer_attention(q, k, v, e, f):
+    """The same function as ``causal_linformer_prefix_sums``, regrouped for speed at short n:
+    q_i · Σ_{j≤i} E[r, j] k_j = Σ_{j≤i} (q_i · k_j) E[r, j], so the scores are
+    (masked Q Kᵀ) Eᵀ, and the output is ((P F) masked) V. Two n×n products instead of the
+    n·k·d running sums (cheaper on a CPU at n = 64; the prefix-sum form is the linear-memory
+    one, and a test checks that both agree)."""
+    n = q.shape[-2]
+    future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+    qk = (q @ k.transpose(-1, -2)).masked_fill(future, 0.0)  # (B, H, n, n), j ≤ i only
+    p = torch.softmax(qk @ e.T / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, n, k)
+    mix = (p @ f).masked_fill(future, 0.0)  # (B, H, n, n): weight of v_j in query i's output
+    return mix @ v, p
+
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -47,6 +85,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.k = cfg.proj_k
+        self.causal = cfg.causal
         if cfg.proj_k:
             # E, F start as random projections scaled like JL maps (entries N(0, 1/k))
             self.e = nn.Parameter(torch.randn(cfg.proj_k, cfg.seq_len) / math.sqrt(cfg.proj_k))
@@ -59,10 +98,12 @@ class SelfAttention(nn.Module):
         q, k, v = (
             t.view(B, n, self.h, C // self.h).transpose(1, 2) for t in self.qkv(x).split(C, 2)
         )  # (B, H, n, d_h)
-        if self.k:
+        if self.k and self.causal:
+            y, p = causal_linformer_attention(q, k, v, self.e[:, :n], self.f[:, :n])
+        elif self.k:
             y, p = linformer_attention(q, k, v, self.e[:, :n], self.f[:, :n])
         else:
-            y, p = full_attention(q, k, v)
+            y, p = full_attention(q, k, v, causal=self.causal)
         if self.keep:
             self.saved = {"p": p.detach(), "q": q.detach(), "k": k.detach(), "v": v.detach()}
         return self.proj(y.transpose(1, 2).reshape(B, n, C))
@@ -85,7 +126,8 @@ class EncoderBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Pre-LN encoder with learned positions and a tied output layer for MLM."""
+    """Pre-LN encoder with learned positions and a tied output layer: for MLM, or a causal LM
+    when ``cfg.causal``."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -105,7 +147,7 @@ class Encoder(nn.Module):
         logits = self.ln_f(x) @ self.tok.weight.T  # (B, n, V)
         if targets is None:
             return logits
-        # targets hold -100 where nothing was masked
+        # targets hold -100 where nothing was masked (MLM), or the next tokens (causal LM)
         return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 
 

@@ -6,11 +6,21 @@ in some Longformer heads), a few global tokens that see and are seen by everythi
 BigBird random key blocks for each query block. Computed block by block, attention then
 needs memory and time linear in the sequence length.
 
-All seven claims are implementation checks (pass/fail), not findings: they test properties
-of our own code (two code paths agreeing, the growth of our own tensors' memory and time),
-not an empirical result the papers measured on trained models. No finding is re-measured
-here: the papers' empirical results (character-LM bpc, long-document QA and summarisation)
-need pretraining at a scale this machine does not afford.
+Findings (causal LMs on the Brown corpus, paired by seed: 3 seeds in quick, 5 in full):
+
+  * Longformer §3.1 and Table 4: held-out loss approaches full attention's as the window
+    grows. The same TinyLM (BPE-512, n = 64, 2 layers, width 64) is trained with full causal
+    attention and with causal sliding windows of w = 16 and w = 4 keys, identical initial
+    weights and training windows per seed. Headline: at w = 16 the loss is within an
+    equivalence margin of full attention's; second: w = 4 loses more than w = 16 (paired).
+    Every arm must pass the learned gate (held-out loss below the unigram cross-entropy of the
+    scored tokens by 0.5 nats in quick, 1.0 in full); full attention and w = 4 search their
+    peak rate on one grid (first seed) and must not land on its edge; w = 16 takes full
+    attention's rate.
+
+The seven implementation checks below were this reproduction's only claims before issue 15;
+they test our own code (two code paths agreeing, our tensors' memory and time), not a result
+the papers measured on trained models.
 
 Checks:
   * Longformer §3 / Fig. 2 and BigBird §2: the blockwise computation, which never forms the
@@ -22,16 +32,25 @@ Checks:
     while dense masked attention grows quadratically. The CPU-time slope is a wall-clock
     measurement on a shared machine, so ``repro verify`` does not compare it across runs.
 
-One seed (ctx.seed) draws the random inputs; checks need no seed repeats.
+One seed (ctx.seed) draws the checks' random inputs; checks need no seed repeats.
 
-Left out: the custom CUDA/TVM kernels, character-level LM results (text8, enwik8), pretraining
-from RoBERTa and the long-document QA/summarisation benchmarks, and BigBird's theory
+Left out: global tokens' effect on LM quality (not measured: the CPU budget went to the window
+sizes), the custom CUDA/TVM kernels, the paper's character-level LM numbers (text8, enwik8),
+pretraining from RoBERTa and the long-document QA/summarisation benchmarks, and BigBird's theory
 (universal approximation, Turing completeness).
 """
 
 from dataclasses import dataclass
 
-from repro.claims import AtLeast, AtMost, Claim, Reproduction
+from repro.claims import (
+    AtLeast,
+    AtMost,
+    Claim,
+    Equivalent,
+    Reproduction,
+    inside_grid_gate,
+    learned_gate,
+)
 
 
 @dataclass(frozen=True)
@@ -47,17 +66,42 @@ class Config:
     dense_max_len: int = 4096  # the dense reference stops here (n² memory)
     fit_from: int = 1024  # slopes are fitted from here up
     repeats: int = 3  # timings per length; the median is kept
+    # the findings: causal LMs on Brown, full attention vs sliding windows of w keys
+    vocab_size: int = 512
+    max_docs: int = 500  # Brown documents used (500 = all)
+    seq_len: int = 64  # n
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 4
+    batch_size: int = 16
+    steps: int = 300
+    # peak AdamW rates, one grid for full attention and the small window, a factor 2 apart
+    # around the project's measured 3e-3 (TinyLM, this recipe). Four points: at 300 steps the
+    # loss is flat from 2e-3 to 4e-3 (measured for the linformer reproduction's LM, whose
+    # three-point grid let noise pick its edge), so the grid reaches clearly worse rates on
+    # both sides.
+    lr_grid: tuple[float, ...] = (1e-3, 2e-3, 4e-3, 8e-3)
+    window_large: int = 16  # keys per causal window: n/4
+    window_small: int = 4  # n/16
+    tune_windows: int = 64  # held-out windows that choose the rate (not scored by findings)
+    eval_windows: int = 256  # held-out windows the findings score (16k tokens)
+    seeds: int = 3
 
 
 REPRO = Reproduction(
     id="longformer",
     papers=("longformer", "bigbird"),
-    title="Sliding-window, global and random sparse attention: exact and linear in n",
+    title="Sliding-window attention nears full attention's LM loss as the window grows; "
+    "sparse attention exact and linear in n",
     config=Config,
     presets={
+        # quick: 3 seeds × 300 steps (the first seed searches two arms' rates: 15 trainings)
         "quick": {},
-        # full: longer sequences for the sparse path, dense reference to 8k, more repeats
+        # full: 5 seeds × 800 steps (learned gate 1.0 nats); longer sequences for the sparse
+        # path, dense reference to 8k, more repeats
         "full": {
+            "steps": 800,
+            "seeds": 5,
             "check_len": 2048,
             "cost_lengths": (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
             "dense_max_len": 8192,
@@ -65,6 +109,46 @@ REPRO = Reproduction(
         },
     },
     claims=(
+        Claim(
+            id="large-window-on-par-with-full",
+            kind="finding",
+            statement="a causal LM with a sliding window of n/4 keys reaches the held-out loss "
+            "of the same LM with full attention (equivalence)",
+            source="Longformer §3.1, Table 4",
+            paper_value="window-size patterns differ by at most 0.03 dev bpc on text8 "
+            "(1.21–1.24); windowed attention matches full-attention models",
+            metric="large_window_minus_full",
+            # Table 4 (text8 dev BPC, the paper's window-size ablation): the window patterns
+            # (decreasing, fixed, increasing w) span 1.21–1.24, 0.03 bpc. We take that spread,
+            # the largest effect the paper attributes to sizing the window, as the margin:
+            # 0.03 bits/char × ln 2 × 2.05 chars per BPE-512 token on Brown's held-out split
+            # (measured with our tokenizer) = 0.043 nats per token.
+            rule=Equivalent(0.043),
+            unit="window n/4 − full attention held-out loss, nats/token, paired by seed",
+            gates=(
+                learned_gate("full"),
+                learned_gate("window_large"),
+                inside_grid_gate("full"),
+            ),
+        ),
+        Claim(
+            id="small-window-costs-more",
+            kind="finding",
+            statement="shrinking the window from n/4 to n/16 keys raises the held-out loss: the "
+            "gap to full attention closes as the window grows",
+            source="Longformer §3.1, Table 4 (increasing w beats decreasing w)",
+            paper_value="more context per layer, lower bpc",
+            metric="small_minus_large_window",
+            # the direction; the paper gives no size for w = n/16 vs n/4
+            rule=AtLeast(0.0),
+            unit="window n/16 − window n/4 held-out loss, nats/token, paired by seed",
+            gates=(
+                learned_gate("window_small"),
+                learned_gate("window_large"),
+                inside_grid_gate("window_small"),
+                inside_grid_gate("full"),
+            ),
+        ),
         Claim(
             id="sliding-window-exact",
             kind="check",
@@ -142,5 +226,5 @@ REPRO = Reproduction(
             unit="log-log slope of peak bytes vs n",
         ),
     ),
-    timeout_s=150,
+    timeout_s=600,  # a hang guard for the quick preset, ~4x its CPU time
 )

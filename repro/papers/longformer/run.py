@@ -9,8 +9,10 @@ import time
 import torch
 
 from repro.common.memory import peak_bytes
+from repro.common.stats import inside_grid, seeds_for, unigram_entropy
 from repro.context import RunContext
 
+from .lm import build_lm, held_out_windows, lm_loss, train_lm
 from .sparse import Pattern, attended_pairs, dense_masked_attention, pattern_mask, sparse_attention
 
 
@@ -123,7 +125,78 @@ def plot(cfg, rows, path) -> None:
     plt.close(fig)
 
 
+def arm_windows(cfg) -> dict[str, int]:
+    """Arm name -> causal window (keys seen, itself included); full attention sees all n."""
+    return {
+        "full": cfg.seq_len,
+        "window_large": cfg.window_large,
+        "window_small": cfg.window_small,
+    }
+
+
+def window_lms(cfg, ctx: RunContext) -> None:
+    """The findings: causal LMs with full and sliding-window attention, paired by seed."""
+    from repro.common.data import lm_token_streams
+
+    if not 0 < cfg.window_small < cfg.window_large < cfg.seq_len:
+        raise ValueError(
+            "need 0 < window_small < window_large < seq_len; got "
+            f"{cfg.window_small}, {cfg.window_large}, {cfg.seq_len}"
+        )
+    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
+    tune = held_out_windows(val_ids, cfg.seq_len, 0, cfg.tune_windows)
+    held = held_out_windows(val_ids, cfg.seq_len, cfg.tune_windows, cfg.eval_windows)
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, held[1])
+    grid = sorted(cfg.lr_grid)
+    windows = arm_windows(cfg)
+    m = ctx.metrics
+    m.update(unigram=unigram, lr_grid=grid, windows=windows)
+
+    # Full attention and the smallest window (the two ends) search their rate over the same
+    # grid on the first seed, by loss on tuning windows the findings do not score; the large
+    # window takes full attention's rate. Seed s draws every arm's initial weights (identical
+    # across arms) and training windows.
+    lrs: dict[str, float] = {}
+    per: dict[str, list] = {}
+    for i, seed in enumerate(seeds_for(ctx.seed, cfg.seeds)):
+        row = {}
+        for arm, window in windows.items():
+            tuned = i == 0 and arm != "window_large"
+            if tuned:
+                trials = {}
+                for lr in grid:
+                    model = build_lm(cfg, window, seed)
+                    train_lm(model, train_ids, cfg, lr, seed, ctx, f"seed {seed}: {arm}, lr {lr:g}")
+                    trials[lr] = (lm_loss(model, tune), model)
+                best = min(grid, key=lambda lr: trials[lr][0])
+                lrs[arm], model = best, trials[best][1]
+                m[f"{arm}_lr"] = best
+                m[f"{arm}_lr_grid_tune_loss"] = {f"{lr:g}": t[0] for lr, t in trials.items()}
+                m[f"{arm}_lr_inside_grid"] = inside_grid(grid, best)
+            else:
+                lr = lrs["full" if arm == "window_large" else arm]
+                model = build_lm(cfg, window, seed)
+                train_lm(model, train_ids, cfg, lr, seed, ctx, f"seed {seed}: {arm}, lr {lr:g}")
+            loss = lm_loss(model, held)
+            row[f"{arm}_val_loss"] = loss
+            row[f"{arm}_below_unigram"] = unigram - loss
+        # paired by seed
+        row["large_window_minus_full"] = row["window_large_val_loss"] - row["full_val_loss"]
+        row["small_window_minus_full"] = row["window_small_val_loss"] - row["full_val_loss"]
+        row["small_minus_large_window"] = (
+            row["window_small_val_loss"] - row["window_large_val_loss"]
+        )
+        for k, v in row.items():
+            per.setdefault(k, []).append(v)
+        m.update({k: list(v) for k, v in per.items()})  # kept as the seeds finish
+    m["window_large_lr"] = lrs["full"]
+    # the control the learned gate rejects: the first seed's model before training
+    untrained = lm_loss(build_lm(cfg, cfg.seq_len, ctx.seed), held)
+    m.update(untrained_val_loss=untrained, untrained_below_unigram=unigram - untrained)
+
+
 def main(cfg, ctx: RunContext) -> None:
+    window_lms(cfg, ctx)
     gen = torch.Generator().manual_seed(ctx.seed)
     agree = agreement(cfg, gen)
     labels = list(agree["f64"])
