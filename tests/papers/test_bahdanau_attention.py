@@ -111,17 +111,64 @@ def test_main_reports_per_seed_samples_and_gate_metrics(tmp_path):
     ctx = RunContext(out_dir=tmp_path, show_progress=False)
     assert main(cfg, ctx) is None
     m = ctx.metrics
-    for key in (
-        "no_attention_drop",
-        "attention_drop_ratio",
-        "long_bucket_gap",
-        "attention_below_unigram",
-        "no_attention_below_unigram",
-    ):
-        assert len(m[key]) == 2, key
-    gap = [
-        a[-1] - b[-1]
-        for a, b in zip(m["accuracy_attention_per_seed"], m["accuracy_no_attention_per_seed"])
-    ]
-    assert m["long_bucket_gap"] == gap  # paired by seed
-    assert len(m["accuracy_attention"]) == 2  # mean curve, one value per bucket
+    for task in ("reverse", "copy"):
+        for key in (
+            "no_attention_drop",
+            "attention_drop_ratio",
+            "long_bucket_gap",
+            "attention_below_unigram",
+            "no_attention_below_unigram",
+            "no_attention_shortest",
+        ):
+            assert len(m[f"{task}_{key}"]) == 2, (task, key)
+        att, base = (
+            m[f"{task}_accuracy_attention_per_seed"],
+            m[f"{task}_accuracy_no_attention_per_seed"],
+        )
+        gap = [a[-1] - b[-1] for a, b in zip(att, base)]
+        assert m[f"{task}_long_bucket_gap"] == gap  # paired by seed
+        assert m[f"{task}_no_attention_shortest"] == [b[0] for b in base]
+        assert len(m[f"{task}_accuracy_attention"]) == 2  # mean curve, one value per bucket
+    assert (tmp_path / "accuracy_vs_length_copy.png").exists() or any(tmp_path.rglob("*copy*.png"))
+
+
+def test_baseline_decoder_equals_a_step_by_step_cell():
+    """The fixed-vector decoder runs the whole target through one nn.GRU call; a GRUCell with
+    the same weights stepped one position at a time gives the same logits."""
+    torch.manual_seed(0)
+    m = Seq2Seq(9, 8, 12, attention=False).eval()
+    cell = torch.nn.GRUCell(8 + 24, 12)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, name).data.copy_(getattr(m.rnn, f"{name}_l0"))
+    g = torch.Generator().manual_seed(4)
+    src, lengths, tgt = make_batch("copy", 3, (2, 7), 7, g)
+    with torch.no_grad():
+        _, summary = m.encoder(src, lengths)
+        s = torch.tanh(m.init(summary[:, 12:]))
+        outs = []
+        for i in range(tgt.shape[1] - 1):
+            e = m.embed(tgt[:, i])
+            s = cell(torch.cat([e, summary], dim=-1), s)
+            outs.append(m.out(torch.tanh(m.readout(torch.cat([s, e, summary], dim=-1)))))
+        torch.testing.assert_close(m(src, lengths, tgt[:, :-1]), torch.stack(outs, 1))
+
+
+def test_every_task_has_its_three_gated_findings():
+    from repro.papers.bahdanau_attention import REPRO
+
+    ids = {c.id for c in REPRO.claims}
+    for prefix in ("", "copy-"):
+        for name in (
+            "no-attention-degrades",
+            "attention-degrades-much-less",
+            "attention-wins-on-long",
+        ):
+            assert prefix + name in ids
+    for c in REPRO.claims:
+        task = "copy" if c.id.startswith("copy-") else "reverse"
+        assert c.kind == "finding" and c.metric.startswith(task + "_")
+        assert {g.metric for g in c.gates} == {
+            f"{task}_attention_below_unigram",
+            f"{task}_no_attention_below_unigram",
+            f"{task}_no_attention_shortest",
+        }

@@ -457,6 +457,13 @@ TINY: dict[str, dict] = {
         "quadratic_max_len": 2048,
         "fit_from": 512,
         "repeats": 3,
+        "d_model": 16,
+        "n_head": 2,
+        "d_state": 4,
+        "ssm_head_dim": 8,
+        "lm_steps": 2,
+        "eval_batches": 1,
+        "seeds": 2,
     },
     "xlstm": {
         "cell_len": 16,

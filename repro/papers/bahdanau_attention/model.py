@@ -62,9 +62,15 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(vocab, emb, hidden)
         self.embed = nn.Embedding(vocab, emb, padding_idx=0)
         self.init = nn.Linear(hidden, hidden)  # s_0 = tanh(W_s ←h_1)
-        self.cell = nn.GRUCell(emb + 2 * hidden, hidden)
         if attention:
+            # c_i depends on s_{i-1}: the decoder has to step one target position at a time
+            self.cell = nn.GRUCell(emb + 2 * hidden, hidden)
             self.attn = AdditiveAttention(hidden, 2 * hidden, attn_dim or hidden)
+        else:
+            # the context is the same at every step, so the whole teacher-forced target runs
+            # through one multi-step GRU call (same cell, same parameter count, about 2x faster
+            # on a CPU than a Python loop over GRUCell)
+            self.rnn = nn.GRU(emb + 2 * hidden, hidden, batch_first=True)
         # t_i = tanh(U_o s_i + V_o E y_{i-1} + C_o c_i), as one linear map of the concatenation
         self.readout = nn.Linear(hidden + emb + 2 * hidden, hidden)
         self.out = nn.Linear(hidden, vocab)
@@ -77,18 +83,21 @@ class Seq2Seq(nn.Module):
         pad = torch.arange(src.shape[1], device=src.device)[None] >= lengths[:, None]
         ann_proj = self.attn.U_a(ann) if self.attention else None
         emb = self.embed(tgt_in)  # (B, Ty, e)
+        if not self.attention:
+            # the fixed-length vector the paper argues is a bottleneck, fed at every step
+            c = summary[:, None].expand(-1, emb.shape[1], -1)
+            states, _ = self.rnn(torch.cat([emb, c], dim=-1), s[None].contiguous())
+            logits = self.out(torch.tanh(self.readout(torch.cat([states, emb, c], dim=-1))))
+            return (logits, None) if return_alignment else logits
         outs, alphas = [], []
         for i in range(tgt_in.shape[1]):
-            if self.attention:
-                c, alpha = self.attn(s, ann, ann_proj, pad)
-                alphas.append(alpha)
-            else:
-                c = summary  # the fixed-length vector the paper argues is a bottleneck
+            c, alpha = self.attn(s, ann, ann_proj, pad)
+            alphas.append(alpha)
             s = self.cell(torch.cat([emb[:, i], c], dim=-1), s)
             outs.append(torch.tanh(self.readout(torch.cat([s, emb[:, i], c], dim=-1))))
         logits = self.out(torch.stack(outs, dim=1))
         if return_alignment:
-            return logits, torch.stack(alphas, dim=1) if alphas else None  # (B, Ty, Tx)
+            return logits, torch.stack(alphas, dim=1)  # (B, Ty, Tx)
         return logits
 
     @torch.no_grad()
@@ -104,7 +113,8 @@ class Seq2Seq(nn.Module):
         for _ in range(steps):
             c = self.attn(s, ann, ann_proj, pad)[0] if self.attention else summary
             e = self.embed(y)
-            s = self.cell(torch.cat([e, c], dim=-1), s)
+            x = torch.cat([e, c], dim=-1)
+            s = self.cell(x, s) if self.attention else self.rnn(x[:, None], s[None])[1][0]
             y = self.out(torch.tanh(self.readout(torch.cat([s, e, c], dim=-1)))).argmax(-1)
             out.append(y)
         return torch.stack(out, dim=1)

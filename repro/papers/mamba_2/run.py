@@ -8,8 +8,11 @@ import time
 
 import torch
 
+from repro.common.stats import seeds_for
 from repro.context import RunContext
 
+from .compare import compare
+from .compare import plot as plot_lm
 from .ssd import max_lower_rank, ssd_chunked, ssd_mask, ssd_matrix, ssd_quadratic, ssd_scan
 
 
@@ -155,3 +158,9 @@ def main(cfg, ctx: RunContext) -> None:
         chunked_speedup_over_scan_at_max=rows["scan"][-1] / rows["chunked"][-1],
     )
     plot(rows, cfg.fit_from, ctx.figure_path("ssd_scaling.png"))
+
+    # The finding: Mamba-2 and a Transformer of the same size as Brown language models.
+    lm = compare(cfg, ctx, seeds_for(ctx.seed, cfg.seeds))
+    curves = lm.pop("curves")
+    ctx.metrics.update(lm)
+    plot_lm(curves, lm["unigram_test_loss"], ctx.figure_path("lm_comparison.png"))
