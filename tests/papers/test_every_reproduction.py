@@ -435,6 +435,7 @@ TINY: dict[str, dict] = {
         "seq_len": 16,
         "batch_size": 4,
         "steps": 3,
+        "lrs": (1e-3, 2e-3, 4e-3),
         "seeds": 1,
         "eval_batches": 1,
         "decode_d": 64,

@@ -5,12 +5,12 @@ whose weights decay exponentially with distance (rate w) plus a bonus u for the 
 The same numbers come out of a T×T "attention-like" form (training) and of a recurrence that
 carries a fixed-size state (inference).
 
-Claims checked. Two are findings (trained LMs, one value per seed over ``seeds`` seeds: 3 in
-quick, 5 in full; seed ctx.seed + i initialises both models and draws the same training
-batches, so the arms are paired by seed); the other eight are implementation checks
-(pass/fail) of our own code: identities between its forms, sizes of its own tensors, and how
-its decoding time grows (two timing checks, not compared by ``repro verify``; the RWKV slope
-once measured 0.108 against the ≤ 0.1 rule on a loaded machine).
+Claims checked. One finding (trained LMs over ``seeds`` seeds: 3 in quick, 5 in full; seed
+ctx.seed + i initialises both models and draws the same training batches, so the arms are
+paired by seed) and nine implementation checks (pass/fail) of our own code: identities
+between its forms, sizes of its own tensors, how its decoding time grows (two timing checks,
+not compared by ``repro verify``; the RWKV slope once measured 0.108 against the ≤ 0.1 rule on
+a loaded machine), and the equal parameter count of the two trained arms.
 
 Checks:
   * §4.1–4.3: the parallel (training) WKV equals the recurrent (inference) WKV for any
@@ -22,12 +22,21 @@ Checks:
     with the context (measured side by side, our own small untrained models, CPU).
   * §4.2–4.3: the trained LM gives the same logits from the parallel, scan and token-by-token
     paths.
+  * the two trained LMs have the same non-embedding parameter count (the GPT's feed-forward
+    width is set to match RWKV's channel mixing, ``model.matched_ffn_hidden``).
 
-Findings (abstract/§5, at a tiny scale): a small RWKV LM trained on the Brown corpus
-  * ends well below the unigram cross-entropy on held-out text, and
-  * is on par with a GPT of the same width and depth trained identically (per-seed relative
-    difference of held-out losses, two-sided equivalence margin), valid only if both arms
-    left the unigram plateau (learned gates).
+Finding (abstract, Fig. 1; at a tiny scale): a small RWKV LM trained on the Brown corpus
+(BPE-512) is on par with a GPT of the same width, depth and non-embedding parameters trained on
+the same batches: the per-seed relative difference of held-out (test-half) losses lies within a
+two-sided equivalence margin. Each arm picks its learning rate from the same grid on the first
+seed, on the dev half of the held-out text; the verdict counts only if neither pick sits on the
+grid's edge (inside-grid gates) and both arms left the unigram plateau (learned gates: 0.5 nats
+below the unigram cross-entropy in quick, 1.0 in full). The former finding "lm-beats-unigram"
+(RWKV ≥ 0.5 nats below unigram) is now the learned gate of the RWKV arm, so it is no longer a
+claim of its own.
+
+Peer check: the issue asks for the ``rwkv`` pip package's own time mixing on shared weights;
+that package is not installed in this environment, so no peer check is run.
 
 Left out: the paper's scale (169M–14B parameters on the Pile), its zero-shot benchmarks and
 its custom CUDA kernel; on a CPU our training path runs the stable recurrence as a loop over
@@ -44,8 +53,18 @@ from repro.claims import (
     IsTrue,
     Near,
     Reproduction,
+    inside_grid_gate,
     learned_gate,
 )
+
+# Fixed from one-seed calibration runs (seed 0, 130-200 steps) before the first run of these
+# presets: RWKV costs ~0.13 CPU-s a step and the GPT ~0.035 at batch 16×64, one thread. The GPT
+# did best at 1.5e-3 (130 steps) or 3e-3 (200 steps); RWKV at 1.2e-2 and 2.4e-2 alike (1.2e-2
+# beat 3e-3). So one ×2 grid spans both arms' optima with a value on either side of each.
+LRS = (7.5e-4, 1.5e-3, 3e-3, 6e-3, 1.2e-2, 2.4e-2)
+# quick: (6 grid + 2 seeds) runs per arm in ~3 CPU-min; full: (6 + 4) runs in ~12 CPU-min
+STEPS_QUICK = 120
+STEPS_FULL = 400
 
 
 @dataclass(frozen=True)
@@ -54,21 +73,19 @@ class Config:
     wkv_len: int = 128  # sequence length for the form comparisons
     wkv_channels: int = 32
     key_scales: tuple[float, ...] = (1.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # spread of k
-    # language model (both models share these)
-    vocab_size: int = 2048  # byte-level BPE trained on the training split
-    max_docs: int = 200  # Brown documents used (None-like: 500 = all)
+    # language model (both arms share these)
+    vocab_size: int = 512  # byte-level BPE trained on the Brown training split
+    max_docs: int | None = None  # Brown documents used (None: all 500)
     d_model: int = 64
     n_layer: int = 2
-    n_head: int = 4  # Transformer peer only
+    n_head: int = 4  # Transformer arm only
     seq_len: int = 64
     batch_size: int = 16
-    # 120 steps left the Transformer 0.13 nats below unigram, 250 steps 0.46 (seed 0): short of
-    # the 0.5-nat learned gate; 300 steps give it 0.74 (RWKV 1.58) in ~55 CPU-s per seed
-    steps: int = 300
-    seeds: int = 3  # LM training runs per arm, paired by seed
-    lr: float = 3e-3
+    steps: int = STEPS_QUICK
+    lrs: tuple[float, ...] = LRS  # the one grid both arms pick from (first seed, dev half)
+    seeds: int = 3  # LM seeds ctx.seed + i, each arm trained once per seed
     weight_decay: float = 0.0
-    eval_batches: int = 10  # held-out windows = eval_batches · batch_size
+    eval_batches: int = 10  # windows scored = eval_batches · batch_size, on each half
     # decoding cost (separate, wider models so attention over the cache is visible)
     decode_d: int = 256
     decode_layers: int = 2
@@ -81,26 +98,13 @@ class Config:
 REPRO = Reproduction(
     id="rwkv",
     papers=("rwkv",),
-    title="WKV: parallel = recurrent, constant-state decoding, Brown LM",
+    title="WKV: parallel = recurrent, constant-state decoding, Brown LM vs a Transformer",
     config=Config,
     presets={
+        # 3 seeds; each arm: the grid on the first seed, then 2 more seeds at its pick
         "quick": {},
-        # full: the whole corpus, a deeper model with longer context, decoding out to 32k
-        "full": {
-            "wkv_len": 512,
-            "vocab_size": 4096,
-            "max_docs": 500,
-            "d_model": 128,
-            "n_layer": 4,
-            "seq_len": 128,
-            "batch_size": 16,
-            "steps": 500,
-            "lr": 2e-3,
-            "eval_batches": 40,
-            "seeds": 5,
-            "decode_lengths": (256, 512, 1024, 2048, 4096, 8192, 16384, 32768),
-            "decode_repeats": 9,
-        },
+        # 5 seeds, trained longer to clear the 1-nat learned gate; a longer WKV form check
+        "full": {"wkv_len": 512, "steps": STEPS_FULL, "seeds": 5, "eval_batches": 20},
     },
     claims=(
         Claim(
@@ -193,32 +197,38 @@ REPRO = Reproduction(
             verify_rtol=None,  # a timing: depends on the machine and its load
         ),
         Claim(
-            id="lm-beats-unigram",
-            kind="finding",
-            statement="a small RWKV LM trained on the Brown corpus ends well below the unigram cross-entropy",
-            source="§5 (language modelling)",
-            paper_value="RWKV trains to Transformer-level loss",
-            metric="rwkv_below_unigram",
-            # 0.5 nats = 40% lower perplexity than knowing token frequencies alone
-            rule=AtLeast(0.5),
-            unit="nats/token below unigram (held-out)",
+            id="arms-equal-params",
+            kind="check",
+            statement="our RWKV and Transformer LMs have the same non-embedding parameter count",
+            source="Fig. 1 (models compared at equal size)",
+            paper_value="RWKV compared with Transformers of similar size",
+            metric="arms_equal_params",
+            rule=IsTrue(),
+            unit="equal (token embedding, positions and head excluded)",
         ),
         Claim(
             id="on-par-with-transformer",
             kind="finding",
-            statement="at equal width, depth, data and steps RWKV's held-out loss is on par with a Transformer's",
-            source="Fig. 1; §5",
+            statement="at equal non-embedding parameters, data and steps, with each arm's "
+            "learning rate tuned on the same grid, RWKV's held-out loss is on par with a "
+            "Transformer's",
+            source="abstract; Fig. 1",
             paper_value="performance on par with similarly sized Transformers",
             metric="rwkv_vs_transformer_rel_diff",
             # "On par", two-sided: the paired relative difference of held-out losses within
-            # ±5%. The paper gives no seed error bars for its comparison; 5% is the bound this
-            # reproduction declared before the conversion (then one-sided, AtMost(1.05) on the
-            # loss ratio), and at the paper's resolution (Fig. 1: RWKV's zero-shot average
-            # among Pythia, OPT and BLOOM of equal compute) a few percent is "on par".
+            # ±5%. Source: Fig. 1 (and Fig. 5, per task) place RWKV's zero-shot accuracy
+            # among Pythia, OPT and BLOOM of equal compute, with no error bars and no loss gap
+            # printed beside it; ±5% of the loss is the margin this reproduction declared
+            # before its first comparison run and is kept, not re-picked, for this one.
             rule=Equivalent(0.05),
             unit="(RWKV − Transformer) / Transformer held-out loss",
-            gates=(learned_gate("rwkv"), learned_gate("transformer")),
+            gates=(
+                learned_gate("rwkv"),
+                learned_gate("transformer"),
+                inside_grid_gate("rwkv"),
+                inside_grid_gate("transformer"),
+            ),
         ),
     ),
-    timeout_s=600,  # a hang guard, ~4x the quick preset's CPU time
+    timeout_s=900,  # a hang guard, ~4x the quick preset's CPU time
 )

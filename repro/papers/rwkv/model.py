@@ -214,14 +214,15 @@ def state_bytes(state) -> int:
 
 # --------------------------------------------------------------------------- peer
 class GPTBlock(nn.Module):
-    def __init__(self, d: int, n_head: int):
+    def __init__(self, d: int, n_head: int, ffn_hidden: int | None = None):
         super().__init__()
         self.n_head = n_head
+        hidden = ffn_hidden or 4 * d
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
         self.mlp = nn.Sequential(
-            nn.Linear(d, 4 * d, bias=False), nn.GELU(), nn.Linear(4 * d, d, bias=False)
+            nn.Linear(d, hidden, bias=False), nn.GELU(), nn.Linear(hidden, d, bias=False)
         )
 
     def heads(self, x):
@@ -253,14 +254,24 @@ class GPTBlock(nn.Module):
 
 class GPT(nn.Module):
     """Pre-LN decoder with learned positions and a preallocated key/value cache for decoding
-    (written in place, so a step costs attention over the cache, not a copy of it)."""
+    (written in place, so a step costs attention over the cache, not a copy of it).
+    ``ffn_hidden`` (default 4·d) sets the feed-forward width, so that the LM comparison can
+    match RWKV's non-embedding parameter count (see ``matched_ffn_hidden``)."""
 
-    def __init__(self, vocab_size: int, d: int, n_layer: int, n_head: int, max_len: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        d: int,
+        n_layer: int,
+        n_head: int,
+        max_len: int,
+        ffn_hidden: int | None = None,
+    ):
         super().__init__()
         self.n_head, self.max_len = n_head, max_len
         self.emb = nn.Embedding(vocab_size, d)
         self.pos = nn.Embedding(max_len, d)
-        self.blocks = nn.ModuleList(GPTBlock(d, n_head) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(GPTBlock(d, n_head, ffn_hidden) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab_size, bias=False)
         for name, p in self.named_parameters():  # GPT-2 init; residual outputs scaled by depth
@@ -302,3 +313,24 @@ class GPT(nn.Module):
 def kv_bytes(cache, length: int) -> int:
     """Bytes of the cache entries in use after ``length`` tokens."""
     return sum(K[:, :, :length].numel() * K.element_size() * 2 for K, _ in cache)
+
+
+def non_embedding_params(model: nn.Module) -> int:
+    """Parameters outside the token embedding, the position embedding and the output head
+    (Kaplan et al.'s convention; both LMs here have the same vocabulary-sized embedding and
+    untied head, so those are equal anyway)."""
+    skip = {"emb.weight", "pos.weight", "head.weight"}
+    return sum(p.numel() for n, p in model.named_parameters() if n not in skip)
+
+
+def matched_ffn_hidden(d: int, n_layer: int, ffn_mult: int = 4) -> int:
+    """The GPT feed-forward width that gives it RWKV's non-embedding parameter count.
+
+    RWKV, per layer: time mixing 4·d² + 5·d (W_r, W_k, W_v, W_o; w, u, three μ), channel
+    mixing (2·ffn_mult + 1)·d² + 2·d, two LayerNorms 4·d; plus ln0 and ln_out, 4·d.
+    GPT, per layer: 4·d² (qkv, proj) + 2·d·h (the MLP) + 4·d (two LayerNorms); plus ln_f, 2·d.
+    Equal when h = (2·ffn_mult + 1)·d / 2 + 3.5 + 1 / n_layer, rounded to the nearest
+    integer (exact for even d with 2 layers)."""
+    rwkv = n_layer * ((4 + 2 * ffn_mult + 1) * d * d + 11 * d) + 4 * d
+    per_layer = (rwkv - 2 * d) / n_layer - 4 * d * d - 4 * d
+    return round(per_layer / (2 * d))

@@ -11,7 +11,15 @@ import torch
 from repro.common.plots import lm_loss_panel
 from repro.context import RunContext
 
-from .model import GPT, RWKV, RWKVConfig, kv_bytes, state_bytes
+from .model import (
+    GPT,
+    RWKV,
+    RWKVConfig,
+    kv_bytes,
+    matched_ffn_hidden,
+    non_embedding_params,
+    state_bytes,
+)
 from .wkv import wkv_parallel, wkv_parallel_naive, wkv_recurrent, wkv_recurrent_naive
 
 
@@ -56,14 +64,32 @@ def wkv_forms(cfg, gen: torch.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- language model
-def train_lm(model, train_ids, cfg, ctx, desc: str, seed: int) -> list[float]:
-    """Train with AdamW and a cosine schedule on random windows drawn from ``seed``: both
-    arms of one seed see the same batches in the same order."""
+ARMS = ("rwkv", "transformer")
+
+
+def make_lm(cfg, arm: str) -> torch.nn.Module:
+    """One arm's LM at the preset's width and depth: RWKV-4, or the GPT peer whose feed-forward
+    width gives it RWKV's non-embedding parameter count."""
+    if arm == "rwkv":
+        return RWKV(RWKVConfig(vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layer=cfg.n_layer))
+    if arm == "transformer":
+        hidden = matched_ffn_hidden(cfg.d_model, cfg.n_layer)
+        return GPT(cfg.vocab_size, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.seq_len, hidden)
+    raise ValueError(f"arm {arm!r}: use one of {ARMS}")
+
+
+def train_arm(cfg, arm: str, lr: float, train_ids, seed: int, ctx: RunContext):
+    """One arm trained from ``seed``: the seed sets the initialisation and the order of the
+    random training windows, so both arms of one seed see the same batches. AdamW
+    β = (0.9, 0.95), no weight decay, cosine schedule with 5% linear warm-up.
+    Returns the model and its training losses."""
     from repro.common.data import random_windows
     from repro.common.tinylm import cosine_lr, train
 
+    torch.manual_seed(seed)
+    model = make_lm(cfg, arm)
     opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+        model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay
     )
     batches = random_windows(
         train_ids,
@@ -71,17 +97,20 @@ def train_lm(model, train_ids, cfg, ctx, desc: str, seed: int) -> list[float]:
         cfg.seq_len,
         generator=torch.Generator().manual_seed(seed + 1),
     )
-    t0 = time.perf_counter()
+    warmup = max(1, cfg.steps // 20)
+    t0 = time.process_time()
     losses = train(
         model,
         batches,
         cfg.steps,
         optimizer=opt,
-        lr_at=lambda s: cosine_lr(s, cfg.steps, cfg.lr, max(1, cfg.steps // 10)),
-        progress=lambda it, desc=desc: ctx.progress(it, desc=desc),
+        lr_at=lambda s: cosine_lr(s, cfg.steps, lr, warmup),
+        progress=lambda it, desc=f"{arm} lr {lr:g} seed {seed}": ctx.progress(it, desc=desc),
     )
-    ctx.log(f"  {desc}: {cfg.steps} steps in {time.perf_counter() - t0:.1f} s")
-    return losses
+    ctx.log(
+        f"  {arm} lr {lr:g} seed {seed}: {cfg.steps} steps, {time.process_time() - t0:.1f} CPU-s"
+    )
+    return model, losses
 
 
 @torch.no_grad()
@@ -203,34 +232,19 @@ def plot(forms, dec, curves, unigram, path) -> None:
     plt.close(fig)
 
 
-def lm_seed(cfg, ctx, seed, train_ids, val_ids) -> dict:
-    """One seed of the LM comparison: RWKV and the Transformer peer, each initialised from
-    ``seed`` and trained on the same batches; held-out losses and the trained RWKV."""
-    from repro.common.tinylm import evaluate
-
-    torch.manual_seed(seed)
-    rwkv = RWKV(RWKVConfig(vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layer=cfg.n_layer))
-    rwkv_curve = train_lm(rwkv, train_ids, cfg, ctx, f"RWKV seed {seed}", seed)
-    rwkv_val = evaluate(rwkv, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    torch.manual_seed(seed)
-    gpt = GPT(cfg.vocab_size, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.seq_len)
-    gpt_curve = train_lm(gpt, train_ids, cfg, ctx, f"Transformer seed {seed}", seed)
-    gpt_val = evaluate(gpt, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    return {
-        "rwkv": rwkv,
-        "rwkv_val": rwkv_val,
-        "gpt_val": gpt_val,
-        "curves": {"RWKV": rwkv_curve, "Transformer": gpt_curve},
-        "params": (
-            sum(p.numel() for p in rwkv.parameters()),
-            sum(p.numel() for p in gpt.parameters()),
-        ),
-    }
-
-
 def main(cfg, ctx: RunContext) -> None:
     from repro.common.data import lm_token_streams
-    from repro.common.stats import below_unigram, paired_differences, seeds_for, unigram_entropy
+    from repro.common.stats import (
+        below_unigram,
+        inside_grid,
+        paired_differences,
+        seeds_for,
+        unigram_entropy,
+    )
+    from repro.common.tinylm import evaluate
+
+    if len(cfg.lrs) < 3:
+        raise ValueError(f"lrs: {cfg.lrs!r}; each arm picks its lr from a grid of ≥ 3 values")
 
     gen = torch.Generator().manual_seed(ctx.seed)
     forms = wkv_forms(cfg, gen)
@@ -245,29 +259,60 @@ def main(cfg, ctx: RunContext) -> None:
         naive_first_failing_scale=forms["scales"][big[0]] if big else None,
     )
 
-    train_ids, val_ids, _ = lm_token_streams(vocab_size=cfg.vocab_size, max_docs=cfg.max_docs)
-    unigram = unigram_entropy(train_ids, cfg.vocab_size, val_ids)
+    # Both LMs, paired by seed. The held-out text is split in two: each arm's learning rate is
+    # picked on the "dev" half, every reported loss is measured on the "test" half.
+    train_ids, val_ids, _ = lm_token_streams(
+        vocab_size=cfg.vocab_size, kind="bpe", max_docs=cfg.max_docs
+    )
+    half = len(val_ids) // 2
+    test_ids, dev_ids = val_ids[:half], val_ids[half:]
+    span = test_ids[: cfg.eval_batches * cfg.batch_size * cfg.seq_len + 1]
+    # the floor: the add-one unigram model of the training stream, on the tokens scored
+    unigram = unigram_entropy(train_ids, cfg.vocab_size, span[1:])
     seeds = seeds_for(ctx.seed, cfg.seeds)
-    ctx.metrics.update(unigram_val_ce=unigram, seeds=seeds)
-    rwkv_val, gpt_val, first = [], [], None
-    for seed in seeds:
-        r = lm_seed(cfg, ctx, seed, train_ids, val_ids)
-        first = first or r
-        rwkv_val.append(r["rwkv_val"])
-        gpt_val.append(r["gpt_val"])
-        # written after every seed, so an interrupted run keeps the seeds it finished
-        ctx.metrics.update(
-            rwkv_val_loss=list(rwkv_val),
-            transformer_val_loss=list(gpt_val),
-            rwkv_below_unigram=below_unigram(rwkv_val, unigram),
-            transformer_below_unigram=below_unigram(gpt_val, unigram),
-            rwkv_vs_transformer_rel_diff=[
-                d / g for d, g in zip(paired_differences(rwkv_val, gpt_val), gpt_val)
-            ],
-            rwkv_params=r["params"][0],
-            transformer_params=r["params"][1],
-        )
-    diffs = recurrent_vs_parallel_logits(first["rwkv"].eval(), val_ids, cfg.seq_len)
+    counts = {arm: non_embedding_params(make_lm(cfg, arm)) for arm in ARMS}
+    ctx.metrics.update(
+        unigram_val_ce=unigram,
+        seeds=seeds,
+        rwkv_params_non_embedding=counts["rwkv"],
+        transformer_params_non_embedding=counts["transformer"],
+        transformer_ffn_hidden=matched_ffn_hidden(cfg.d_model, cfg.n_layer),
+        arms_equal_params=counts["rwkv"] == counts["transformer"],
+    )
+
+    def held_out(model, ids) -> float:
+        return evaluate(model, ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
+
+    test: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    curves, first_rwkv = {}, None
+    for arm in ARMS:
+        # the grid, on the first seed: each arm tries every rate of the one grid
+        dev, test_at, models = {}, {}, {}
+        for lr in cfg.lrs:
+            model, losses = train_arm(cfg, arm, lr, train_ids, seeds[0], ctx)
+            dev[lr], test_at[lr] = held_out(model, dev_ids), held_out(model, test_ids)
+            models[lr] = (model, losses)
+        best = min(cfg.lrs, key=lambda lr: dev[lr])
+        if arm == "rwkv":
+            first_rwkv = models[best][0]
+        curves[arm] = models[best][1]
+        del models
+        ctx.metrics[f"{arm}_dev_loss_by_lr"] = {f"{lr:g}": v for lr, v in dev.items()}
+        ctx.metrics[f"{arm}_lr"] = best
+        ctx.metrics[f"{arm}_lr_inside_grid"] = inside_grid(cfg.lrs, best)
+        test[arm].append(test_at[best])
+        for seed in seeds[1:]:
+            model, _ = train_arm(cfg, arm, best, train_ids, seed, ctx)
+            test[arm].append(held_out(model, test_ids))
+        ctx.metrics[f"{arm}_val_loss"] = list(test[arm])
+        ctx.metrics[f"{arm}_below_unigram"] = below_unigram(test[arm], unigram)
+        ctx.log(f"  {arm}: lr {best:g}, held-out loss per seed {[round(v, 3) for v in test[arm]]}")
+    ctx.metrics["rwkv_vs_transformer_rel_diff"] = [
+        d / g
+        for d, g in zip(paired_differences(test["rwkv"], test["transformer"]), test["transformer"])
+    ]
+
+    diffs = recurrent_vs_parallel_logits(first_rwkv.eval(), test_ids, cfg.seq_len)
     ctx.metrics.update(
         lm_scan_vs_parallel_rel=diffs["scan"],
         lm_step_vs_parallel_rel=diffs["step"],
@@ -284,4 +329,10 @@ def main(cfg, ctx: RunContext) -> None:
         transformer_time_growth=dec["gpt_ms"][-1] / dec["gpt_ms"][0],
         rwkv_time_growth=dec["rwkv_ms"][-1] / dec["rwkv_ms"][0],
     )
-    plot(forms, dec, first["curves"], unigram, ctx.figure_path("rwkv.png"))
+    plot(
+        forms,
+        dec,
+        {"RWKV": curves["rwkv"], "Transformer": curves["transformer"]},
+        unigram,
+        ctx.figure_path("rwkv.png"),
+    )
